@@ -1,0 +1,1 @@
+"""The HTTP interface: JSON API and server-rendered pages."""

@@ -1,0 +1,1 @@
+"""Calls: ICE servers, the pair checks, and the signalling hub between browsers and tablets."""

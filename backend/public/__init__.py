@@ -1,0 +1,1 @@
+"""Pages anyone may open without an account: a home's public request page."""

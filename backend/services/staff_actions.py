@@ -1,0 +1,257 @@
+"""What staff do from the dashboard, beyond the directory's basics.
+
+Every function is keyword-only, writes one audit entry with its author, and returns the ids of
+the tablets whose configuration changed: the caller bumps nothing more, commits, then publishes
+them (``Backend.publish_configs``). Ending a call that is under way is the caller's job too
+(``CallHub.end_calls_threadsafe``), after the commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.models import Approval, ApprovalStatus, ResidentKind, Tablet, utcnow
+from backend.services import audit, directory
+from backend.services import tablets as tablet_service
+from backend.services.errors import NotFound, ServiceError
+from kiosk import policy as call_policy
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The tablets to republish (already bumped) and, for a status change, the call to end."""
+
+    tablet_ids: list[str]
+    end_calls: bool = False
+
+
+def get_approval(session: Session, approval_id: str) -> Approval:
+    approval = session.get(Approval, approval_id)
+    if approval is None:
+        raise NotFound(f"Approval {approval_id} not found")
+    return approval
+
+
+def _bumped(session: Session, resident_ids: list[str]) -> list[str]:
+    ids: set[str] = set()
+    for resident_id in resident_ids:
+        ids.update(tablet_service.tablets_serving(session, resident_id))
+    result = sorted(ids)
+    tablet_service.bump_revisions(session, result)
+    return result
+
+
+def set_approval(
+    *,
+    session: Session,
+    approval_id: str,
+    policy: dict[str, Any],
+    status: str,
+    reason: str = "",
+    by: str,
+) -> Changed:
+    """Save a pair's policy and status together; a suspension or revocation needs a reason."""
+    approval = get_approval(session, approval_id)
+    try:
+        call_policy.validate(policy)
+    except call_policy.PolicyError as exc:
+        raise ServiceError(f"Invalid policy: {exc}") from exc
+    if status not in {s.value for s in ApprovalStatus}:
+        raise ServiceError("The status is approved, suspended or revoked")
+    reason = reason.strip()
+    if status != ApprovalStatus.APPROVED.value and not reason:
+        raise ServiceError("Say why this contact is suspended or revoked")
+    before = {"status": approval.status, "policy": approval.policy, "reason": approval.reason}
+    approval.policy = policy
+    ends = status != ApprovalStatus.APPROVED.value and approval.status != status
+    approval.status = status
+    approval.reason = reason if status != ApprovalStatus.APPROVED.value else ""
+    approval.decided_by = by
+    approval.decided_at = utcnow()
+    session.flush()
+    audit.record(
+        session=session,
+        actor=by,
+        action=f"approval.{'update' if status == before['status'] else status}",
+        target_type="approval",
+        target_id=approval.id,
+        home_id=approval.resident.home_id,
+        details={
+            "resident_id": approval.resident_id,
+            "contact_id": approval.contact_id,
+            "before": before,
+            "after": {"status": status, "policy": policy, "reason": approval.reason},
+        },
+    )
+    return Changed(_bumped(session, [approval.resident_id]), end_calls=ends)
+
+
+def create_approval(
+    *,
+    session: Session,
+    resident_id: str,
+    contact_id: str | None,
+    new_contact_name: str = "",
+    new_contact_relation: str = "",
+    policy: dict[str, Any],
+    by: str,
+) -> tuple[Approval, Changed]:
+    """Approve an existing contact of the resident's home, or a new one created here."""
+    resident = directory.get_resident(session, resident_id)
+    if contact_id:
+        contact = directory.get_contact(session, contact_id)
+    else:
+        if not new_contact_name.strip():
+            raise ServiceError("Choose a contact, or give the new contact's name")
+        contact = directory.add_contact(
+            session=session,
+            home_id=resident.home_id,
+            display_name=new_contact_name,
+            relation=new_contact_relation,
+            by=by,
+        )
+    approval = directory.approve(
+        session=session, resident_id=resident.id, contact_id=contact.id, by=by, policy=policy
+    )
+    return approval, Changed(_bumped(session, [resident.id]))
+
+
+def _contact_residents(session: Session, contact_id: str) -> list[str]:
+    return list(
+        session.scalars(select(Approval.resident_id).where(Approval.contact_id == contact_id))
+    )
+
+
+def revoke_link(*, session: Session, contact_id: str, by: str) -> Changed:
+    """The personal link stops working at once; the contact leaves every tablet."""
+    contact = directory.get_contact(session, contact_id)
+    contact.link_active = False
+    audit.record(
+        session=session,
+        actor=by,
+        action="contact.link_revoke",
+        target_type="contact",
+        target_id=contact.id,
+        home_id=contact.home_id,
+    )
+    session.flush()
+    return Changed(_bumped(session, _contact_residents(session, contact.id)), end_calls=True)
+
+
+def regenerate_link(*, session: Session, contact_id: str, by: str) -> Changed:
+    """A new personal link; the old one stops working (a lost phone, a forwarded message)."""
+    contact = directory.get_contact(session, contact_id)
+    was_active = contact.link_active
+    contact.link_token = secrets.token_urlsafe(24)
+    contact.link_active = True
+    audit.record(
+        session=session,
+        actor=by,
+        action="contact.link_regenerate",
+        target_type="contact",
+        target_id=contact.id,
+        home_id=contact.home_id,
+    )
+    session.flush()
+    # The old link's page may be in a call: end it, the relative reopens the new link.
+    ids = _bumped(session, _contact_residents(session, contact.id)) if not was_active else []
+    return Changed(ids, end_calls=True)
+
+
+def rename_tablet(*, session: Session, tablet_id: str, name: str, by: str) -> Changed:
+    tablet = tablet_service.get_tablet(session, tablet_id)
+    name = name.strip()
+    if not name:
+        raise ServiceError("A tablet needs a name (e.g. 'Salon, 1er étage')")
+    if len(name) > 100:
+        raise ServiceError("A tablet's name is at most 100 characters")
+    old = tablet.name
+    tablet.name = name
+    audit.record(
+        session=session,
+        actor=by,
+        action="tablet.rename",
+        target_type="tablet",
+        target_id=tablet.id,
+        home_id=tablet.home_id,
+        details={"before": old, "after": name},
+    )
+    tablet_service.bump_revisions(session, [tablet.id])
+    session.flush()
+    return Changed([tablet.id])
+
+
+def retire_tablet(*, session: Session, tablet_id: str, by: str) -> Changed:
+    """The tablet loses its broker credentials; nothing is published to it any more."""
+    tablet = tablet_service.get_tablet(session, tablet_id)
+    if tablet.retired_at is not None:
+        return Changed([])
+    tablet_service.retire(session=session, tablet_id=tablet.id, by=by)
+    return Changed([])
+
+
+def add_tablet_with_code(
+    *, session: Session, home_id: str, name: str, secret_key: str, ttl: timedelta, by: str
+) -> tablet_service.IssuedCode:
+    tablet = tablet_service.add_tablet(session=session, home_id=home_id, name=name, by=by)
+    return tablet_service.issue_code(
+        session=session, tablet_id=tablet.id, secret_key=secret_key, ttl=ttl, by=by
+    )
+
+
+def issue_code(
+    *, session: Session, tablet_id: str, secret_key: str, ttl: timedelta, by: str
+) -> tablet_service.IssuedCode:
+    return tablet_service.issue_code(
+        session=session, tablet_id=tablet_id, secret_key=secret_key, ttl=ttl, by=by
+    )
+
+
+def set_resident_pin(*, session: Session, resident_id: str, pin: str, by: str) -> Changed:
+    """A child's own PIN on the shared tablet (4 digits); keeps their contacts private."""
+    from backend.auth.passwords import hash_password
+
+    resident = directory.get_resident(session, resident_id)
+    if resident.kind != ResidentKind.YOUTH.value:
+        raise ServiceError("Only a child has a PIN of their own")
+    pin = pin.strip()
+    if len(pin) != 4 or not pin.isdigit():
+        raise ServiceError("The PIN is 4 digits")
+    resident.pin_hash = hash_password(pin)
+    audit.record(
+        session=session,
+        actor=by,
+        action="resident.pin_set",
+        target_type="resident",
+        target_id=resident.id,
+        home_id=resident.home_id,
+    )
+    session.flush()
+    return Changed(_bumped(session, [resident.id]))
+
+
+def record_call_ended(*, session: Session, call_id: str, approval_id: str, by: str) -> None:
+    """Staff ended a call from the dashboard: the call log says how, the audit log says who."""
+    approval = session.get(Approval, approval_id)
+    audit.record(
+        session=session,
+        actor=by,
+        action="call.end",
+        target_type="call",
+        target_id=call_id,
+        home_id=approval.resident.home_id if approval is not None else None,
+        details={"approval_id": approval_id},
+    )
+
+
+def tablet_home(session: Session, tablet_id: str) -> str:
+    tablet = session.get(Tablet, tablet_id)
+    if tablet is None:
+        raise NotFound(f"Tablet {tablet_id} not found")
+    return tablet.home_id

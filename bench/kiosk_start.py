@@ -1,0 +1,212 @@
+"""Kiosk cold start, idle CPU and memory, against a bare KivyMD app measured in the same run.
+
+    python -m bench.kiosk_start [--idle-seconds 30] [--runs 3]
+
+Each app runs in a fresh process under its own Xvfb (1280x800). Measured, per app:
+
+- ``start_s``: from just before the process is spawned to the first frame drawn (the window's
+  ``on_flip``) that shows the home screen with its contact tiles (the bare app: its first frame
+  with its one ``MDLabel``); imports, kv loading and the GL context are all inside;
+- ``idle_cpu_percent``: the process's CPU time (every thread) over ``--idle-seconds`` of idle
+  home screen, from ``SETTLE_SECONDS`` after the first frame, as a percentage of one core;
+  ``idle_frames_per_s``: frames drawn meanwhile (0 when nothing on screen moves);
+- ``rss_mib``: resident memory at the end of the idle period;
+- ``marks_s`` (kiosk): seconds from the spawn to the interpreter, Kivy's window, our imports,
+  the end of ``build()`` (``on_start``) and the first home frame (``start_s``).
+
+The kiosk is configured as ``liens kiosk --windowed`` (``screens.configure_window``: its 30 fps
+cap); the bare app keeps Kivy's defaults. ``load_average`` says how busy the machine was.
+
+The kiosk runs over the UI tests' fake core (no network, no call engine): this measures the
+app, not the broker. Prints one JSON object with the ratios kiosk / bare; targets: start within
+1.5x the bare app, idle CPU under 2 % of a core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SETTLE_SECONDS = 5.0  # from the first frame to the start of the idle measure
+
+
+def child(kind: str, spawned_at: float, idle_seconds: float) -> None:
+    report: dict[str, Any] = {"kind": kind}
+    marks: dict[str, float] = {"python": time.time() - spawned_at}
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    from kivy.config import Config
+
+    if kind == "kiosk":
+        # As `liens kiosk --windowed` starts it: 1280x800 and the kiosk's frame rate cap.
+        from screens import configure_window
+
+        configure_window(fullscreen=False)
+    else:
+        Config.set("graphics", "width", "1280")
+        Config.set("graphics", "height", "800")
+    from kivy.clock import Clock
+    from kivy.core.window import Window
+
+    marks["window"] = time.time() - spawned_at
+    app: Any
+
+    if kind == "bare":
+        from kivymd.app import MDApp
+        from kivymd.uix.label import MDLabel
+
+        class Bare(MDApp):
+            def build(self) -> Any:
+                return MDLabel(text="Liens", halign="center")
+
+        app = Bare()
+
+        def ready() -> bool:
+            return app.root is not None
+
+    else:
+        from screens.app import LiensApp
+        from tests.ui.driver import SIX_CONTACTS
+        from tests.ui.fake_core import FakeCore, config
+
+        marks["imports"] = time.time() - spawned_at
+        core = FakeCore(config=config([("r1", "Jeanne", SIX_CONTACTS)]), connection_state="online")
+        app = LiensApp(core, fullscreen=False)
+        app.bind(on_start=lambda *_a: marks.__setitem__("built", time.time() - spawned_at))
+
+        def ready() -> bool:
+            return (
+                app.manager is not None
+                and app.manager.current == "home"
+                and len(app.home_screen.tiles()) == 6
+            )
+
+    def on_flip(*_args: Any) -> None:
+        if "start_s" in report or not ready():
+            return
+        report["start_s"] = round(time.time() - spawned_at, 3)
+        # Where the start went: interpreter, Kivy's window, our imports, build(), first frame.
+        report["marks_s"] = {k: round(v, 3) for k, v in marks.items()}
+        Window.unbind(on_flip=on_flip)
+        # Idle means after the start's tail (deferred screens, first textures): 5 s later.
+        Clock.schedule_once(lambda _dt: idle_begin(), SETTLE_SECONDS)
+
+    flips = {"n": 0}
+
+    def count_flip(*_args: Any) -> None:
+        flips["n"] += 1
+
+    def idle_begin() -> None:
+        report["cpu0"] = time.process_time()
+        report["wall0"] = time.monotonic()
+        Window.bind(on_flip=count_flip)  # frames drawn while idle: 0 when nothing moves
+        Clock.schedule_once(lambda _dt: idle_end(), idle_seconds)
+
+    def idle_end() -> None:
+        cpu = time.process_time() - report.pop("cpu0")
+        wall = time.monotonic() - report.pop("wall0")
+        report["idle_cpu_percent"] = round(100 * cpu / wall, 2)
+        report["idle_frames_per_s"] = round(flips["n"] / wall, 2)
+        report["rss_mib"] = round(_rss_bytes() / 2**20, 1)
+        report["clock_events"] = len(Clock.get_events())
+        report["maxfps"] = Config.getint("graphics", "maxfps")
+        app.stop()
+
+    Window.bind(on_flip=on_flip)
+    Clock.schedule_once(lambda _dt: app.stop(), 120 + idle_seconds)
+    app.run()
+    sys.stdout.write("BENCH:" + json.dumps(report) + "\n")
+    sys.stdout.flush()
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _xvfb() -> tuple[subprocess.Popen[bytes], str]:
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    return proc, f":{number}"
+
+
+def measure(kind: str, idle_seconds: float, kivy_home: Path) -> dict[str, Any]:
+    xvfb, display = _xvfb()
+    env = dict(os.environ)
+    env.update(
+        DISPLAY=display,
+        KIVY_HOME=str(kivy_home),
+        KIVY_NO_FILELOG="1",
+        KIVY_NO_ARGS="1",
+        PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    try:
+        spawned_at = time.time()
+        cmd = [sys.executable, "-m", "bench.kiosk_start", "--child", kind]
+        cmd += ["--spawned-at", repr(spawned_at), "--idle-seconds", str(idle_seconds)]
+        out = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180 + idle_seconds
+        ).stdout
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=5)
+    lines = [line for line in out.splitlines() if line.startswith("BENCH:")]
+    return json.loads(lines[-1][len("BENCH:") :]) if lines else {"error": "no result"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--runs", type=int, default=1, help="bare/kiosk pairs, one after another")
+    parser.add_argument("--child", choices=("bare", "kiosk"))
+    parser.add_argument("--spawned-at", type=float, default=0.0)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.spawned_at, args.idle_seconds)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        # A first, unmeasured start of each warms the disk cache for both alike.
+        for kind in ("bare", "kiosk"):
+            measure(kind, 0.5, Path(tmp) / "warm")
+        for run in range(args.runs):
+            bare = measure("bare", args.idle_seconds, Path(tmp) / f"bare-{run}")
+            kiosk = measure("kiosk", args.idle_seconds, Path(tmp) / f"kiosk-{run}")
+
+            def ratio(key: str, kiosk: dict[str, Any] = kiosk, bare: dict[str, Any] = bare) -> Any:
+                a, b = kiosk.get(key), bare.get(key)
+                return round(a / b, 2) if a is not None and b else None
+
+            result = {
+                "run": run + 1,
+                "kiosk": kiosk,
+                "bare_kivymd": bare,
+                "start_ratio": ratio("start_s"),
+                "rss_ratio": ratio("rss_mib"),
+                "idle_cpu_ratio": ratio("idle_cpu_percent"),
+                "targets": {"start_ratio_max": 1.5, "idle_cpu_percent_max": 2.0},
+                "idle_seconds": args.idle_seconds,
+                "load_average": [round(v, 2) for v in os.getloadavg()],
+            }
+            print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""``liens serve``: the backend, its broker (embedded by default) and the web server."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from backend.app import create_app
+from backend.runtime import Backend
+from backend.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    *, host: str | None = None, port: int | None = None, settings: Settings | None = None
+) -> int:
+    settings = settings or get_settings()
+    backend = Backend(settings)
+    backend.start()
+    try:
+        uvicorn.run(
+            create_app(backend),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="warning",
+        )
+    finally:
+        backend.stop()
+    return 0

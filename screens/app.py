@@ -1,0 +1,683 @@
+"""The Liens tablet app: a KivyMD app over a ``KioskCore``.
+
+``run(core)`` is what ``liens kiosk`` calls. ``LiensApp(core)`` can also be built and driven
+by tests with any object that has the ``KioskCore`` methods used here (``needs_enrolment``,
+``config``, ``connection_state``, ``default_server_url``, ``enrol``, ``start``, ``stop``,
+``record``, ``set_listener``) and, for calls, ``start_call``, ``answer_call``, ``decline_call``,
+``hang_up``, ``call``, ``remote_video`` and ``local_video``.
+
+Calls: a tile tap asks the core to ``start_call``; a refusal (``CallRefused``: ``reason``,
+``next_allowed``) becomes a calm sentence with the next slot. The core's ``call`` events pick the
+screen: dialling/ringing -> outgoing, incoming -> incoming, connecting/connected -> in call,
+ended -> a sentence for a few seconds, then home.
+
+Threads: the core calls the listener from its own threads; the listener only stores what it
+got and hops to the main thread with ``Clock.schedule_once``; refreshes are coalesced with a
+``Clock.create_trigger``. Enrolment runs in a worker thread for the same reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+os.environ.setdefault("KIVY_NO_ARGS", "1")
+
+from kivy.clock import Clock  # noqa: E402
+from kivy.config import Config  # noqa: E402
+from kivy.core.window import Window  # noqa: E402
+from kivy.lang import Builder  # noqa: E402
+from kivy.properties import StringProperty  # noqa: E402
+from kivymd.app import MDApp  # noqa: E402
+from kivymd.uix.screenmanager import MDScreenManager  # noqa: E402
+
+from kiosk import i18n, viewmodel  # noqa: E402
+from screens import lockdown  # noqa: E402
+from screens.activities.host import ActivityHost  # noqa: E402
+from screens.call.sentences import ended_sentence, refused_sentence  # noqa: E402
+from screens.components import KV_FILES as COMPONENT_KV_FILES  # noqa: E402
+from screens.enrolment import enrolment  # noqa: E402
+from screens.home import home  # noqa: E402
+from screens.picker import KV_FILES as PICKER_KV_FILES  # noqa: E402
+from screens.picker import WhoIsHere  # noqa: E402
+from screens.request import KV_FILES as REQUEST_KV_FILES  # noqa: E402
+from screens.request import RequestFlow  # noqa: E402
+from screens.staff import KV_FILES as STAFF_KV_FILES  # noqa: E402
+from screens.staff import StaffFlow  # noqa: E402
+
+if TYPE_CHECKING:
+    from kiosk.core import KioskCore
+    from screens.call import incall, incoming, message, outgoing, supervise
+
+log = logging.getLogger(__name__)
+
+# What the first screen needs; the call screens' kv files are loaded with them
+# (LiensApp.build_call_screens), once the home is on screen.
+KV_FILES = (
+    *COMPONENT_KV_FILES,
+    enrolment.KV_FILE,
+    home.KV_FILE,
+    *PICKER_KV_FILES,
+    *REQUEST_KV_FILES,
+    *STAFF_KV_FILES,
+)
+# Seconds after the first frame: the call screens are built then.
+AFTER_FIRST_FRAME_DELAY = 0.25
+REFRESH_DELAY = 0.3  # seconds: bursts of MQTT events become one refresh
+ENDED_SECONDS = 3.0  # the sentence after a call, then home
+REFUSED_SECONDS = 20.0  # a refusal stays longer (it says when to call again); "Back" is there
+ENGINE_SILENT_SECONDS = 5.0  # after "Hang up"/"Decline", home even if the engine says nothing
+KEY_ESCAPE = 27
+RETIRED: dict[str, Any] = {}  # sentinel pending config: the tablet was retired
+
+
+@dataclass
+class ShownCall:
+    """The call the screens show: who, which way, and how far it got."""
+
+    call_id: str
+    approval_id: str
+    direction: str  # "outgoing" | "incoming"
+    name: str
+    photo: str = ""
+    initials: str = ""
+    connected: bool = False
+    answered: bool = False
+    ended: bool = False
+
+
+def load_kv_files(files: Any = KV_FILES) -> None:
+    """Load kv ``files``, each once, whatever the number of apps built in this process."""
+    loaded = {os.path.abspath(f) for f in Builder.files}
+    for path in files:
+        if str(path.resolve()) not in loaded:
+            Builder.load_file(str(path))
+
+
+class LiensApp(MDApp):
+    """The tablet app: the enrolment screen until the tablet is enrolled, then the home screen.
+
+    ``language`` is the language of every text; kv rules show ``app.tr(msgid, app.language)``
+    so they follow it.
+    """
+
+    language = StringProperty(i18n.DEFAULT_LANGUAGE)
+
+    def __init__(self, core: KioskCore | Any, *, fullscreen: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.title = "Liens"
+        self.core = core
+        self.fullscreen = fullscreen
+        self.recorded: list[tuple[str, dict[str, Any]]] = []  # what the app recorded, for tests
+        self._lock = threading.Lock()
+        self._pending_config: dict[str, Any] | None = None
+        self._pending_state: str | None = None
+        self._refresh_trigger = Clock.create_trigger(self._apply_core_state, REFRESH_DELAY)
+        self._clock_event: Any = None
+        self._enrol_thread: threading.Thread | None = None
+        self._stopped = False
+        self.config_data: dict[str, Any] | None = None
+        self.photo_paths: dict[str, str] = {}
+        self.enrolment_screen: enrolment.EnrolmentScreen | None = None
+        self.home_screen: home.HomeScreen | None = None
+        self._call_screens: dict[str, Any] | None = None  # built after the first frame
+        self.manager: MDScreenManager | None = None
+        self.call: ShownCall | None = None
+        self._pending_calls: list[dict[str, Any]] = []
+        self._call_timer: Any = None
+
+    # --- translation -------------------------------------------------------------------------
+
+    def tr(self, message: str, _language: str | None = None) -> str:
+        """``message`` translated; kv passes ``app.language`` so the text follows it."""
+        return i18n._(message)
+
+    def on_language(self, _instance: Any, language: str) -> None:
+        i18n.set_language(language)
+        calls = self._call_screens or {}
+        for screen in (
+            self.enrolment_screen,
+            self.home_screen,
+            calls.get("call_outgoing"),
+            calls.get("call_incoming"),
+            calls.get("call_incall"),
+            calls.get("call_supervise"),
+        ):
+            if screen is not None:
+                screen.refresh_texts()
+        if self.home_screen is not None:
+            self._tick()
+
+    # --- building ----------------------------------------------------------------------------
+
+    def build(self) -> MDScreenManager:
+        Config.set("kivy", "exit_on_escape", "0")
+        Window.bind(on_keyboard=self._on_keyboard, on_request_close=self._on_request_close)
+        # The window's mode is set before it exists: see screens.configure_window.
+        self.theme_cls.theme_style = "Light"
+        i18n.set_language(self.language)
+        load_kv_files()
+
+        self.enrolment_screen = enrolment.EnrolmentScreen(name="enrolment")
+        self.enrolment_screen.server_url = str(self.core.default_server_url or "")
+        self.enrolment_screen.bind(on_enrol_requested=self._on_enrol_requested)
+        self.home_screen = home.HomeScreen(name="home")
+        self.home_screen.bind(on_call_requested=self._on_call_requested)
+
+        self.manager = MDScreenManager()
+        for screen in (self.enrolment_screen, self.home_screen):
+            self.manager.add_widget(screen)
+        # "Demander un contact" (youth): its screens, routed home -> relation -> sent -> home.
+        self.request_flow = RequestFlow(
+            self.core, self.manager, self.home_screen, recorded=self.recorded
+        )
+        # Who is using the tablet: picker -> (a youth's PIN) -> that resident's home only.
+        self.who = WhoIsHere(self, self.manager, self.home_screen)
+        # Lockdown's way out: corner gesture -> staff PIN -> staff screen (screens.staff).
+        self.staff_flow = StaffFlow(self, self.manager)
+        # Activities (photos, a gentle game, the day and time): plug-ins, screens.activities.
+        self.activities = ActivityHost(self, self.manager, self.home_screen)
+        return self.manager
+
+    def on_start(self) -> None:
+        self.core.set_listener(self._on_core_event)
+        if self.core.needs_enrolment:
+            self.manager.current = "enrolment"
+        else:
+            self._go_home()
+        self._clock_event = Clock.schedule_interval(lambda _dt: self._tick(), 1.0)
+        # The call screens (PyAV and numpy behind the video) are not needed for the first
+        # frame: built just after it, or at once when a call comes first.
+        Window.bind(on_flip=self._after_first_frame)
+
+    def _after_first_frame(self, *_args: Any) -> None:
+        Window.unbind(on_flip=self._after_first_frame)
+        Clock.schedule_once(lambda _dt: self.build_call_screens(), AFTER_FIRST_FRAME_DELAY)
+
+    # --- the call screens, built after the first frame ----------------------------------------
+
+    def build_call_screens(self) -> dict[str, Any]:
+        """Build the five call screens once (kv files, imports, bindings); return them by name."""
+        if self._call_screens is not None:
+            return self._call_screens
+        from screens.call import KV_FILES as CALL_KV_FILES
+        from screens.call import incall, incoming, message, outgoing, supervise
+
+        load_kv_files(CALL_KV_FILES)
+        outgoing_screen = outgoing.OutgoingCallScreen(name="call_outgoing")
+        outgoing_screen.bind(on_cancel_requested=self._on_hang_up_requested)
+        incoming_screen = incoming.IncomingCallScreen(name="call_incoming")
+        incoming_screen.bind(
+            on_answer_requested=self._on_answer_requested,
+            on_decline_requested=self._on_decline_requested,
+        )
+        incall_screen = incall.InCallScreen(name="call_incall")
+        incall_screen.bind(on_hang_up_requested=self._on_hang_up_requested)
+        message_screen = message.CallMessageScreen(name="call_message")
+        message_screen.bind(on_back_requested=lambda _screen: self._back_home())
+        # Supervised calls: a staff PIN before dialling or answering (screens.call.supervise).
+        supervise_screen = supervise.SupervisionScreen(name="call_supervise")
+        supervise_screen.bind(
+            on_pin_entered=self._on_pin_entered, on_cancel_requested=self._on_hang_up_requested
+        )
+        screens = (outgoing_screen, incoming_screen, incall_screen, message_screen)
+        self._call_screens = {s.name: s for s in (*screens, supervise_screen)}
+        if self.manager is not None:
+            for screen in self._call_screens.values():
+                self.manager.add_widget(screen)
+        return self._call_screens
+
+    def _call_screen(self, name: str) -> Any:
+        return self.build_call_screens()[name] if self.manager is not None else None
+
+    @property
+    def outgoing_screen(self) -> outgoing.OutgoingCallScreen | None:
+        return self._call_screen("call_outgoing")  # type: ignore[no-any-return]
+
+    @property
+    def incoming_screen(self) -> incoming.IncomingCallScreen | None:
+        return self._call_screen("call_incoming")  # type: ignore[no-any-return]
+
+    @property
+    def incall_screen(self) -> incall.InCallScreen | None:
+        return self._call_screen("call_incall")  # type: ignore[no-any-return]
+
+    @property
+    def message_screen(self) -> message.CallMessageScreen | None:
+        return self._call_screen("call_message")  # type: ignore[no-any-return]
+
+    @property
+    def supervise_screen(self) -> supervise.SupervisionScreen | None:
+        return self._call_screen("call_supervise")  # type: ignore[no-any-return]
+
+    def on_stop(self) -> None:
+        # Kivy dispatches on_stop twice when stop() is called before run() returns.
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._clock_event is not None:
+            self._clock_event.cancel()
+        self._cancel_call_timer()
+        ringing = (self._call_screens or {}).get("call_incoming")
+        if ringing is not None:
+            ringing.ringtone.stop()
+        try:
+            self.core.set_listener(None)
+            # close() hangs up first, while the link can still tell the relative.
+            close = getattr(self.core, "close", None)
+            (close if callable(close) else self.core.stop)()
+        except Exception:
+            log.exception("core did not stop cleanly")
+
+    def _go_home(self) -> None:
+        # Start first: the core reports "offline" until it tries, and the resident should see
+        # the offline line only when the network is really missing.
+        self.core.start()
+        self._pending_config = self.core.config
+        self._pending_state = self.core.connection_state
+        self._apply_core_state()
+        self._tick()
+        self.who.show_start()
+
+    # --- lockdown (the proper kiosk lockdown is a later issue) --------------------------------
+
+    def _on_keyboard(self, _window: Any, key: int, *_args: Any) -> bool:
+        # Escape (and Android's back key, also 27) must never close the app under a resident.
+        return key == KEY_ESCAPE or lockdown.swallow_key(key, *_args)
+
+    def _on_request_close(self, *_args: Any, **_kwargs: Any) -> bool:
+        return True
+
+    def open_settings(self, *_args: Any, **_kwargs: Any) -> bool:
+        """Kivy's settings panel (F1, Android's menu key) would be a way out: never."""
+        return False
+
+    # --- core events (any thread) -------------------------------------------------------------
+
+    def _on_core_event(self, event: dict[str, Any]) -> None:
+        """The core's listener: runs on paho's threads, so it only stores and schedules."""
+        kind = event.get("event")
+        if kind == "command" and event.get("command") == "reset_pin_lock":
+            # Staff cleared a child's PIN lock-out from the dashboard.
+            rid = (event.get("data") or {}).get("resident_id")
+            Clock.schedule_once(lambda _dt: self.who.reset_lock(str(rid) if rid else None), 0)
+            return
+        if kind == "call":
+            # Not coalesced: every state counts, in order (ringing, then ended...).
+            with self._lock:
+                self._pending_calls.append(dict(event))
+            Clock.schedule_once(self._apply_call_events, 0)
+            return
+        with self._lock:
+            if kind == "config":
+                self._pending_config = event.get("config")
+                if self._pending_state is None:
+                    self._pending_state = "online"
+            elif kind == "connected":
+                self._pending_state = "online"
+            elif kind == "disconnected":
+                self._pending_state = "offline"
+            elif kind == "retired":
+                # The backend cleared this tablet's config: show nothing of its residents.
+                self._pending_config = RETIRED
+            else:
+                return
+        Clock.schedule_once(lambda _dt: self._refresh_trigger(), 0)
+
+    def _apply_core_state(self, *_args: Any) -> None:
+        with self._lock:
+            config, self._pending_config = self._pending_config, None
+            state, self._pending_state = self._pending_state, None
+        if state is not None and self.home_screen is not None:
+            self.home_screen.connection_state = state
+        if config is RETIRED:
+            self.config_data = None
+            if self.home_screen is not None:
+                self.home_screen.has_config = False
+                self.home_screen.sections = []
+            self.who.update(None, {})
+            if self.core.needs_enrolment and self.manager is not None:
+                # Staff retired the tablet: the core forgot its credentials; ask to enrol again.
+                self.manager.current = "enrolment"
+        elif config is not None:
+            self.config_data = config
+            self._show_config(config)
+
+    def _show_config(self, config: dict[str, Any]) -> None:
+        residents = viewmodel.residents(config)
+        if residents:
+            self.language = i18n.normalise_language(_resident_language(config))
+        if self.home_screen is not None:
+            self.home_screen.has_config = True
+        # Only the resident using the tablet: their tiles, with each tile's state now.
+        self.who.update(config, self._photo_paths())
+
+    def _photo_paths(self) -> dict[str, str]:
+        core_paths = getattr(self.core, "photo_paths", None)
+        if callable(core_paths):
+            return dict(core_paths())
+        return self.photo_paths
+
+    def _tick(self) -> None:
+        if self.home_screen is not None:
+            self.home_screen.tick(datetime.now(_home_timezone(self.config_data)))
+        if getattr(self, "who", None) is not None:
+            self.who.tick()  # tile states each minute; the picker after 2 min without a touch
+
+    # --- messages from the screens ------------------------------------------------------------
+
+    def _on_call_requested(self, _screen: Any, approval_id: str) -> None:
+        resident_id = ""
+        for tile in viewmodel.contact_tiles(self.config_data):
+            if tile["approval_id"] == approval_id:
+                resident_id = tile["resident_id"]
+                break
+        data = {"approval_id": approval_id, "resident_id": resident_id}
+        self.recorded.append(("call_requested", data))
+        try:
+            self.core.record("call_requested", data)
+        except Exception:
+            # A resident never sees an error screen; the outbox is the core's business.
+            log.exception("could not record call_requested")
+        self._start_call(approval_id)
+
+    # --- calls (main thread) ------------------------------------------------------------------
+
+    def _contact_tile(self, approval_id: str) -> dict[str, Any]:
+        for tile in viewmodel.contact_tiles(self.config_data, None, self._photo_paths()):
+            if tile["approval_id"] == approval_id:
+                return dict(tile)
+        return {}
+
+    def _start_call(self, approval_id: str) -> None:
+        start_call = getattr(self.core, "start_call", None)
+        if start_call is None:  # a core without a call engine: the tap was only recorded
+            return
+        if self.call is not None and not self.call.ended:
+            return
+        tile = self._contact_tile(approval_id)
+        shown = ShownCall(
+            call_id="",
+            approval_id=approval_id,
+            direction="outgoing",
+            name=str(tile.get("name", "")),
+            photo=str(tile.get("photo", "")),
+            initials=str(tile.get("initials", "")),
+        )
+        try:
+            # Non-blocking in the engine: the policy check is local, the rest happens later.
+            shown.call_id = str(start_call(approval_id))
+        except Exception as exc:  # kiosk.calls.CallRefused carries reason and next_allowed
+            reason = getattr(exc, "reason", None)
+            if reason is None:
+                log.exception("start_call failed")
+                reason = "error"
+            shown.ended = True
+            self.call = shown
+            sentence = refused_sentence(
+                str(reason),
+                shown.name,
+                getattr(exc, "next_allowed", None),
+                now=datetime.now(UTC),
+                timezone=_home_timezone(self.config_data),
+            )
+            self._show_message(shown, sentence, show_back=True, seconds=REFUSED_SECONDS)
+            return
+        self.call = shown
+        self._show_outgoing("dialling")
+
+    def _apply_call_events(self, *_args: Any) -> None:
+        with self._lock:
+            events, self._pending_calls = self._pending_calls, []
+        for event in events:
+            try:
+                self._show_call_event(event)
+            except Exception:
+                log.exception("could not show call event %r", event.get("state"))
+
+    def _show_call_event(self, event: dict[str, Any]) -> None:
+        if self.manager is None or self.manager.current == "enrolment":
+            return
+        state = str(event.get("state") or "")
+        call_id = str(event.get("call_id") or "")
+        shown = self.call
+        if shown is None or shown.call_id != call_id:
+            if state == "ended" or not self._may_replace_call(call_id):
+                return  # the last word of an old call, or a stray one while a call is on
+            shown = self.call = self._shown_call(event)
+        if event.get("contact_name"):
+            shown.name = str(event["contact_name"])
+        if state in ("dialling", "ringing"):
+            if shown.direction == "outgoing" and not shown.ended:
+                self._show_outgoing(state)
+        elif state == "incoming":
+            self._show_incoming(shown, event.get("auto_answer_s"))
+        elif state == "supervising":
+            self._show_supervision(shown, event)
+        elif state in ("connecting", "connected"):
+            shown.connected = shown.connected or state == "connected"
+            if self.incall_screen is not None:
+                self.incall_screen.warning = str(event.get("warning") or "")
+            self._show_incall(shown)
+        elif state == "ended":
+            self._end_call(event.get("reason"), event.get("ended_by"))
+
+    def _may_replace_call(self, call_id: str) -> bool:
+        shown = self.call
+        if shown is None or shown.ended:
+            return True
+        # A call we never heard end: trust the engine about which call is on.
+        engine_call = getattr(self.core, "call", None)
+        return engine_call is None or str(getattr(engine_call, "call_id", "")) == call_id
+
+    def _shown_call(self, event: dict[str, Any]) -> ShownCall:
+        approval_id = str(event.get("approval_id") or "")
+        tile = self._contact_tile(approval_id)
+        return ShownCall(
+            call_id=str(event.get("call_id") or ""),
+            approval_id=approval_id,
+            direction=str(event.get("direction") or "incoming"),
+            name=str(event.get("contact_name") or tile.get("name", "")),
+            photo=str(tile.get("photo", "")),
+            initials=str(tile.get("initials", "")),
+        )
+
+    def _show_screen(self, name: str) -> None:
+        self._cancel_call_timer()
+        if self.manager is not None and self.manager.current != name:
+            self.manager.current = name
+
+    def _show_outgoing(self, state: str) -> None:
+        screen, shown = self.outgoing_screen, self.call
+        if screen is None or shown is None:
+            return
+        screen.contact_name, screen.photo, screen.initials = shown.name, shown.photo, shown.initials
+        screen.state = state
+        self._show_screen(screen.name)
+
+    def _show_incoming(self, shown: ShownCall, auto_answer_s: Any) -> None:
+        screen = self.incoming_screen
+        if screen is None:
+            return
+        seconds = int(auto_answer_s) if isinstance(auto_answer_s, int | float) else -1
+        screen.ring(
+            contact_name=shown.name,
+            photo=shown.photo,
+            initials=shown.initials,
+            auto_answer_s=seconds,
+        )
+        self._show_screen(screen.name)
+
+    def _show_incall(self, shown: ShownCall) -> None:
+        screen = self.incall_screen
+        if screen is None:
+            return
+        screen.contact_name = shown.name
+        screen.remote_source = getattr(self.core, "remote_video", None)
+        screen.local_source = getattr(self.core, "local_video", None)
+        self._show_screen(screen.name)
+
+    def _show_supervision(self, shown: ShownCall, event: dict[str, Any]) -> None:
+        screen = self.supervise_screen
+        if screen is None or shown.ended:
+            return
+        left = event.get("pin_attempts_left")
+        screen.show(
+            contact_name=shown.name,
+            direction=shown.direction,
+            supervision=str(event.get("supervision") or "required"),
+            pin_error=event.get("pin_error"),
+            attempts_left=left if isinstance(left, int) else 3,
+        )
+        if self.manager is not None and self.manager.current != screen.name:
+            self._show_screen(screen.name)
+
+    def _on_pin_entered(self, _screen: Any, pin: str) -> None:
+        supervise_call = getattr(self.core, "supervise", None)
+        if self.call is None or self.call.ended or supervise_call is None:
+            return
+        try:
+            supervise_call(pin)
+        except Exception:
+            log.exception("core.supervise failed")
+
+    def _end_call(self, reason: Any, ended_by: Any = None) -> None:
+        shown = self.call
+        if shown is None or shown.ended:
+            return
+        shown.ended = True
+        sentence = ended_sentence(
+            str(reason) if reason else None,
+            shown.name,
+            direction=shown.direction,
+            connected=shown.connected,
+            ended_by=str(ended_by) if ended_by else None,
+        )
+        self._show_message(shown, sentence, show_back=False, seconds=ENDED_SECONDS)
+
+    def _show_message(
+        self, shown: ShownCall, sentence: str, *, show_back: bool, seconds: float
+    ) -> None:
+        screen = self.message_screen
+        if screen is None:
+            return
+        screen.contact_name, screen.photo, screen.initials = shown.name, shown.photo, shown.initials
+        screen.sentence = sentence
+        screen.show_back = show_back
+        self._show_screen(screen.name)
+        self._call_timer = Clock.schedule_once(lambda _dt: self._back_home(), seconds)
+
+    def _back_home(self) -> None:
+        self._cancel_call_timer()
+        call = self.call
+        if self.call is not None and self.call.ended:
+            self.call = None
+        if self.manager is not None and self.manager.current != "enrolment":
+            # After a call, the picker; after a call that did not start, the same home.
+            was_call = call is not None and (call.connected or call.direction == "incoming")
+            self.who.after_call(was_call)
+
+    def _cancel_call_timer(self) -> None:
+        if self._call_timer is not None:
+            self._call_timer.cancel()
+            self._call_timer = None
+
+    def _when_engine_silent(self, reason: str) -> None:
+        # If the engine's "ended" never comes, the resident must not stay on a dead screen.
+        shown = self.call
+        self._cancel_call_timer()
+
+        def give_up(_dt: float) -> None:
+            if self.call is shown and shown is not None and not shown.ended:
+                log.warning("no end of call %s from the engine; going home", shown.call_id)
+                self._end_call(reason)
+
+        self._call_timer = Clock.schedule_once(give_up, ENGINE_SILENT_SECONDS)
+
+    def _core_action(self, name: str) -> None:
+        try:
+            getattr(self.core, name)()
+        except Exception:
+            log.exception("core.%s failed", name)
+
+    def _on_answer_requested(self, _screen: Any) -> None:
+        shown = self.call
+        if shown is None or shown.ended or shown.answered:
+            return
+        shown.answered = True
+        self._core_action("answer_call")
+
+    def _on_decline_requested(self, _screen: Any) -> None:
+        if self.call is None or self.call.ended:
+            return
+        self._core_action("decline_call")
+        self._when_engine_silent("declined")
+
+    def _on_hang_up_requested(self, _screen: Any) -> None:
+        if self.call is None or self.call.ended:
+            return
+        self._core_action("hang_up")
+        self._when_engine_silent("hung_up")
+
+    def _on_enrol_requested(self, screen: Any, server_url: str, code: str) -> None:
+        if self._enrol_thread is not None and self._enrol_thread.is_alive():
+            return
+        screen.busy = True
+        self._enrol_thread = threading.Thread(
+            target=self._enrol_worker, args=(server_url, code), name="liens-enrol", daemon=True
+        )
+        self._enrol_thread.start()
+
+    def _enrol_worker(self, server_url: str, code: str) -> None:
+        reason = ""
+        try:
+            self.core.enrol(server_url, code)
+        except Exception as exc:  # EnrolmentError carries .reason; anything else is unexpected
+            reason = str(getattr(exc, "reason", "") or "unexpected")
+            if reason == "unexpected":
+                log.exception("enrolment failed")
+        Clock.schedule_once(lambda _dt: self._enrol_done(reason), 0)
+
+    def _enrol_done(self, reason: str) -> None:
+        screen = self.enrolment_screen
+        if screen is None:
+            return
+        screen.busy = False
+        if reason:
+            screen.error_reason = reason
+            return
+        screen.code = ""
+        screen.error_reason = ""
+        self._go_home()
+
+
+def _resident_language(config: dict[str, Any]) -> str | None:
+    for resident in config.get("residents", []):
+        language = resident.get("language")
+        if language:
+            return str(language)
+    return None
+
+
+def _home_timezone(config: dict[str, Any] | None) -> tzinfo | None:
+    name = ((config or {}).get("home") or {}).get("timezone")
+    if not name:
+        return None
+    try:
+        return ZoneInfo(str(name))
+    except (KeyError, ValueError, OSError):
+        return None
+
+
+def run(core: KioskCore | Any, *, fullscreen: bool = True) -> None:
+    """Run the tablet app over ``core`` until the app is stopped (``liens kiosk``)."""
+    app = LiensApp(core, fullscreen=fullscreen)
+    app.run()
+    if getattr(getattr(app, "staff_flow", None), "left_by_staff", False):
+        # Staff left the kiosk: a status systemd does not restart on (deploy/kiosk/).
+        raise SystemExit(lockdown.STAFF_EXIT_STATUS)

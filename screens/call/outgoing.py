@@ -1,0 +1,49 @@
+"""The outgoing call screen: the relative's picture and name, "Calling…", then "It is ringing at
+Julie's…", and one big red "Cancel".
+
+The app sets ``contact_name``, ``photo``, ``initials`` and ``state`` ("dialling" or "ringing");
+the screen dispatches ``on_cancel_requested`` when the resident touches "Cancel".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kivy.properties import StringProperty
+
+from screens.call.common import CallScreen
+from screens.call.sentences import outgoing_status
+
+KV_FILE = Path(__file__).with_suffix(".kv")
+
+
+class OutgoingCallScreen(CallScreen):
+    """While the tablet calls a relative."""
+
+    __events__ = ("on_cancel_requested",)
+
+    contact_name = StringProperty("")
+    photo = StringProperty("")
+    initials = StringProperty("")
+    state = StringProperty("dialling")
+    status_text = StringProperty("")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bind(state=self._update_texts, contact_name=self._update_texts)
+        self._update_texts()
+
+    def refresh_texts(self) -> None:
+        self._update_texts()
+
+    def _update_texts(self, *_args: Any) -> None:
+        self.status_text = outgoing_status(self.state, self.contact_name)
+
+    def cancel_released(self) -> None:
+        """The red button was touched (called from kv)."""
+        if self.accepts_taps():
+            self.dispatch("on_cancel_requested")
+
+    def on_cancel_requested(self) -> None:
+        """Default handler: the app binds to this event."""

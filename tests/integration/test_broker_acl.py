@@ -1,0 +1,334 @@
+"""Per-tablet credentials and topic ACLs, on both brokers (embedded amqtt and Mosquitto dynsec).
+
+A tablet may connect only with its own password, read only its own config / signal/in / cmd,
+write only its own status / events / signal/out; the backend may do anything. Unregistering a
+tablet disconnects it and locks it out.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from backend.broker import BrokerAdmin
+from backend.broker.dynsec import DynsecAdmin
+from backend.broker.embedded import EmbeddedBroker
+from kiosk.protocol import Channel, topic
+from tests.fixtures.mosquitto import MosquittoBroker, running_mosquitto
+
+A, B = "tab-a", "tab-b"
+PASSWORDS = {A: "password-of-a", B: "password-of-b"}
+BACKEND, BACKEND_PASSWORD = "liens-backend", "backend-password"
+QUIET_S = 0.5  # how long "nothing arrives" is watched
+WAIT_S = 3.0  # how long something that must arrive may take
+
+
+# -- two brokers, one interface ------------------------------------------------------------
+
+
+class _EmbeddedAdmin:
+    """What the backend does with the embedded broker: its DB plus the broker's kick."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, str] = {BACKEND: BACKEND_PASSWORD}
+        self.broker = EmbeddedBroker(
+            "127.0.0.1", 0, authenticate=self.authenticate, backend_username=BACKEND
+        )
+
+    def authenticate(self, username: str, password: str) -> bool:
+        return self.users.get(username) == password
+
+    def register_tablet(self, tablet_id: str, password: str) -> None:
+        self.users[tablet_id] = password
+        self.broker.register_tablet(tablet_id, password)
+
+    def unregister_tablet(self, tablet_id: str) -> None:
+        self.users.pop(tablet_id, None)
+        self.broker.unregister_tablet(tablet_id)
+
+
+@dataclass
+class Env:
+    host: str
+    port: int
+    admin: BrokerAdmin
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Env]:
+    if request.param == "embedded":
+        admin = _EmbeddedAdmin()
+        admin.broker.start()
+        try:
+            for tablet, password in PASSWORDS.items():
+                admin.register_tablet(tablet, password)
+            yield Env("127.0.0.1", admin.broker.port, admin)
+        finally:
+            admin.broker.stop()
+    else:
+        with running_mosquitto(tmp_path / "mosquitto") as broker:
+            dynsec = DynsecAdmin(
+                broker.host, broker.port, broker.admin_username, broker.admin_password
+            )
+            with dynsec:
+                dynsec.ensure_backend_role(BACKEND, BACKEND_PASSWORD)
+                for tablet, password in PASSWORDS.items():
+                    dynsec.register_tablet(tablet, password)
+                yield Env(broker.host, broker.port, dynsec)
+
+
+# -- a small synchronous MQTT client for tests ----------------------------------------------
+
+
+@dataclass
+class Peer:
+    client: mqtt.Client
+    connack: str
+    messages: queue.Queue[mqtt.MQTTMessage] = field(default_factory=queue.Queue)
+    subacks: queue.Queue[list[int]] = field(default_factory=queue.Queue)
+    disconnected: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def connected(self) -> bool:
+        return self.connack == "Success"
+
+    def subscribe(self, *filters: str) -> list[int]:
+        """Subscribe (QoS 1) and return the SUBACK codes (0x80 = refused)."""
+        self.client.subscribe([(f, 1) for f in filters])
+        return self.subacks.get(timeout=WAIT_S)
+
+    def publish(self, name: str, payload: bytes, *, retain: bool = False) -> None:
+        info = self.client.publish(name, payload, qos=1, retain=retain)
+        info.wait_for_publish(WAIT_S)
+
+    def next_message(self, timeout: float = WAIT_S) -> mqtt.MQTTMessage:
+        return self.messages.get(timeout=timeout)
+
+    def assert_quiet(self, timeout: float = QUIET_S) -> None:
+        try:
+            message = self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return
+        pytest.fail(f"unexpected message on {message.topic}: {message.payload!r}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def connect(
+    env: Env,
+    username: str | None,
+    password: str | None,
+    *,
+    will: tuple[str, bytes] | None = None,
+) -> Peer:
+    """Connect and wait for the CONNACK; a refused peer has ``connected`` False."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"{username or 'anon'}-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv311,
+        # Never reconnect in a test (paho's network thread would also linger in its wait).
+        reconnect_on_failure=False,
+    )
+    if username is not None:
+        client.username_pw_set(username, password)
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    done = threading.Event()
+    peer = Peer(client, connack="no CONNACK")
+
+    def on_connect(c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        peer.connack = str(rc)
+        done.set()
+
+    def on_disconnect(c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        peer.disconnected.set()
+        done.set()
+
+    def on_subscribe(c: mqtt.Client, u: Any, mid: int, rcs: list[Any], props: Any) -> None:
+        peer.subacks.put([int(rc.value) for rc in rcs])
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.on_subscribe = on_subscribe
+    client.on_message = lambda c, u, m: peer.messages.put(m)
+    client.connect(env.host, env.port, keepalive=30)
+    client.loop_start()
+    done.wait(WAIT_S)
+    if not peer.connected:
+        peer.close()
+    return peer
+
+
+@pytest.fixture
+def peers(env: Env) -> Iterator[list[Peer]]:
+    """Collects peers to close after the test."""
+    opened: list[Peer] = []
+    yield opened
+    for peer in opened:
+        peer.close()
+
+
+def open_peer(env: Env, peers: list[Peer], username: str, password: str) -> Peer:
+    peer = connect(env, username, password)
+    assert peer.connected, f"{username} could not connect: {peer.connack}"
+    peers.append(peer)
+    return peer
+
+
+REFUSED = 0x80
+
+
+# -- the tests --------------------------------------------------------------------------------
+
+
+def test_tablet_connects_with_its_own_password_only(env: Env, peers: list[Peer]) -> None:
+    open_peer(env, peers, A, PASSWORDS[A])
+    for username, password in [(A, "wrong"), (A, PASSWORDS[B]), ("tab-zzz", "x"), (None, None)]:
+        refused = connect(env, username, password)
+        assert not refused.connected, f"{username}/{password} was accepted"
+
+
+def test_tablet_receives_its_retained_config(env: Env, peers: list[Peer]) -> None:
+    backend = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
+    backend.publish(topic(A, Channel.CONFIG), b'{"for": "a"}', retain=True)
+
+    tablet = open_peer(env, peers, A, PASSWORDS[A])
+    assert tablet.subscribe(topic(A, Channel.CONFIG)) == [1]
+    message = tablet.next_message()
+    assert (message.topic, message.payload, message.retain) == (
+        topic(A, Channel.CONFIG),
+        b'{"for": "a"}',
+        True,
+    )
+
+
+def test_tablet_cannot_subscribe_beyond_its_own_topics(env: Env, peers: list[Peer]) -> None:
+    backend = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
+    backend.publish(topic(B, Channel.CONFIG), b'{"for": "b"}', retain=True)
+
+    tablet = open_peer(env, peers, A, PASSWORDS[A])
+    codes = tablet.subscribe(
+        topic(B, Channel.CONFIG),
+        "liens/v1/tablets/+/config",
+        "liens/v1/tablets/tab-a/#",
+        "#",
+        topic(A, Channel.EVENTS),  # its own, but a channel it only writes
+    )
+    assert codes == [REFUSED] * 5
+    backend.publish(topic(B, Channel.CONFIG), b'{"for": "b", "n": 2}', retain=True)
+    backend.publish(topic(B, Channel.CMD), b'{"cmd": "lock"}')
+    tablet.assert_quiet()
+
+
+def test_tablet_publishes_only_its_own_reports(env: Env, peers: list[Peer]) -> None:
+    backend = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
+    assert backend.subscribe(
+        "liens/v1/tablets/+/events", "liens/v1/tablets/+/status", "liens/v1/tablets/+/config"
+    ) == [1, 1, 1]
+    tablet = open_peer(env, peers, A, PASSWORDS[A])
+
+    # Refused publishes are dropped silently (MQTT 3.1.1 has no way to say no to a PUBLISH).
+    tablet.publish(topic(B, Channel.EVENTS), b"forged event")
+    tablet.publish(topic(B, Channel.STATUS), b"forged status", retain=True)
+    tablet.publish(topic(A, Channel.CONFIG), b"own config", retain=True)
+    tablet.publish(topic(A, Channel.EVENTS), b"real event")
+
+    message = backend.next_message()
+    assert (message.topic, message.payload) == (topic(A, Channel.EVENTS), b"real event")
+    backend.assert_quiet()
+
+    # Nothing forged was retained either.
+    late = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
+    late.subscribe(topic(B, Channel.STATUS), topic(A, Channel.CONFIG))
+    late.assert_quiet()
+
+
+def test_backend_uses_every_tablet_topic(env: Env, peers: list[Peer]) -> None:
+    backend = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
+    assert backend.subscribe("liens/v1/tablets/+/signal/out") == [1]
+    tablet = open_peer(env, peers, A, PASSWORDS[A])
+    assert tablet.subscribe(topic(A, Channel.SIGNAL_IN), topic(A, Channel.CMD)) == [1, 1]
+
+    backend.publish(topic(A, Channel.SIGNAL_IN), b"invite")
+    backend.publish(topic(A, Channel.CMD), b"end-call")
+    received = {tablet.next_message().payload, tablet.next_message().payload}
+    assert received == {b"invite", b"end-call"}
+
+    tablet.publish(topic(A, Channel.SIGNAL_OUT), b"ring")
+    assert backend.next_message().payload == b"ring"
+
+
+def drop_connection(peer: Peer) -> None:
+    """Cut the socket without DISCONNECT: the broker then publishes the peer's will."""
+    sock = peer.client.socket()
+    assert sock is not None
+    sock.shutdown(socket.SHUT_RDWR)
+    assert peer.disconnected.wait(WAIT_S)
+    peer.close()
+
+
+def test_will_on_own_status_is_delivered(env: Env, peers: list[Peer]) -> None:
+    backend = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
+    assert backend.subscribe("liens/v1/tablets/+/status") == [1]
+    tablet = connect(env, A, PASSWORDS[A], will=(topic(A, Channel.STATUS), b"offline"))
+    assert tablet.connected
+    drop_connection(tablet)
+    message = backend.next_message()
+    assert (message.topic, message.payload) == (topic(A, Channel.STATUS), b"offline")
+
+
+def test_will_on_another_tablets_topic_is_not_delivered(env: Env, peers: list[Peer]) -> None:
+    backend = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
+    assert backend.subscribe("liens/v1/tablets/+/status") == [1]
+    # The embedded broker refuses the CONNECT; Mosquitto accepts it but never sends the will.
+    forger = connect(env, A, PASSWORDS[A], will=(topic(B, Channel.STATUS), b"offline"))
+    if forger.connected:
+        drop_connection(forger)
+    backend.assert_quiet(1.0)
+
+
+def test_unregistered_tablet_is_disconnected_and_locked_out(env: Env, peers: list[Peer]) -> None:
+    tablet = open_peer(env, peers, A, PASSWORDS[A])
+    other = open_peer(env, peers, B, PASSWORDS[B])
+
+    env.admin.unregister_tablet(A)
+    assert tablet.disconnected.wait(WAIT_S), "the unregistered tablet was not disconnected"
+    assert not connect(env, A, PASSWORDS[A]).connected
+    assert not other.disconnected.is_set()
+    env.admin.unregister_tablet(A)  # idempotent
+
+    # Registering again (a new enrolment) lets it back in with the new password only.
+    env.admin.register_tablet(A, "new-password")
+    assert not connect(env, A, PASSWORDS[A]).connected
+    open_peer(env, peers, A, "new-password")
+
+
+def test_dynsec_admin_account_can_be_the_backend(mosquitto_broker: MosquittoBroker) -> None:
+    """``liens serve`` may use the dynsec admin as its MQTT user: it needs the backend role."""
+    broker = mosquitto_broker
+    user, password = broker.admin_username, broker.admin_password
+    with DynsecAdmin(broker.host, broker.port, user, password) as dynsec:
+        dynsec.ensure_backend_role(user)  # the admin may kick itself here: must survive it
+        dynsec.ensure_backend_role(user)  # idempotent
+        dynsec.register_tablet(A, PASSWORDS[A])
+        env = Env(broker.host, broker.port, dynsec)
+        opened: list[Peer] = []
+        try:
+            backend = open_peer(env, opened, user, password)
+            backend.publish(topic(A, Channel.CONFIG), b"cfg", retain=True)
+            tablet = open_peer(env, opened, A, PASSWORDS[A])
+            assert tablet.subscribe(topic(A, Channel.CONFIG)) == [1]
+            assert tablet.next_message().payload == b"cfg"
+        finally:
+            for peer in opened:
+                peer.close()

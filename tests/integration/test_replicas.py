@@ -1,0 +1,245 @@
+"""Two ``liens serve`` processes on one real Mosquitto 2 and one real PostgreSQL (docs/scale.md).
+
+- 50 tablets (the real ``kiosk.link.Link``, each with its own enrolled broker account and SQLite
+  outbox) send 10,000 events, some of them twice; both replicas consume them through the MQTT 5
+  shared subscription, and the table holds every id exactly once.
+- A call whose family page is on replica A while the tablet's signals reach both replicas: the
+  ones B receives are forwarded to A, and the call goes through as on one server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from kiosk.link import event_item
+from tests.fixtures.mosquitto import MosquittoBroker, running_mosquitto
+from tests.replicas import (
+    Home,
+    Replica,
+    Tablet,
+    count_events,
+    enrol,
+    fresh_postgres,
+    issue_code,
+    postgres_available,
+    replica,
+    seed,
+)
+
+TABLETS = 50
+EVENTS = 10_000
+DUPLICATE_EVERY = 25  # one event in 25 is published a second time, same id
+
+
+@dataclass
+class Cluster:
+    broker: MosquittoBroker
+    database_url: str
+    home: Home
+    a: Replica
+    b: Replica
+    workdir: Path
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    why = postgres_available()
+    if why:
+        pytest.skip(why)
+    with running_mosquitto(tmp_path / "mosquitto") as broker, fresh_postgres() as url:
+        home = seed(url, TABLETS)  # migrates once, before any replica starts
+        a = replica(tmp_path, "a", url, broker)
+        b = replica(tmp_path, "b", url, broker)
+        try:
+            a.start()
+            b.start()
+            yield Cluster(broker, url, home, a, b, tmp_path)
+        finally:
+            a.stop()
+            b.stop()
+
+
+def enrol_all(c: Cluster, count: int) -> list[Tablet]:
+    def one(i: int) -> Tablet:
+        server = (c.a, c.b)[i % 2]  # behind the load balancer, either replica enrols
+        code = issue_code(c.database_url, c.home.tablets[i])
+        return enrol(server.base_url, code, c.workdir / "tablets" / f"{i}.db")
+
+    (c.workdir / "tablets").mkdir(exist_ok=True)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        tablets = list(pool.map(one, range(count)))
+    for tablet in tablets:
+        assert tablet.link.wait_connected(20), "a tablet did not connect"
+    return tablets
+
+
+def test_two_replicas_store_10000_events_exactly_once(cluster: Cluster) -> None:
+    tablets = enrol_all(cluster, TABLETS)
+    per_tablet = EVENTS // TABLETS
+    sent: list[str] = []
+    lock = threading.Lock()
+    try:
+
+        def stream(tablet: Tablet) -> None:
+            link = tablet.link
+            ids = []
+            for n in range(per_tablet):
+                item = event_item(link.tablet_id, "heartbeat", {"battery": n % 100, "n": n})
+                tablet.store.enqueue(item)
+                link._publish_item(item)
+                if n % DUPLICATE_EVERY == 0:
+                    # A duplicate, as after a lost PUBACK: same envelope, same id.
+                    link.client.publish(item.topic, item.payload, qos=1)
+                ids.append(item.id)
+            with lock:
+                sent.extend(ids)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            list(pool.map(stream, tablets))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            rows, distinct, per = count_events(cluster.database_url)
+            pending = sum(t.store.outbox_size() for t in tablets)
+            if distinct >= EVENTS and pending == 0:
+                break
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        rows, distinct, per = count_events(cluster.database_url)
+        print(f"\n{EVENTS} events stored in {elapsed:.1f} s; per replica: {per}")
+        assert len(set(sent)) == EVENTS
+        assert (rows, distinct) == (EVENTS, EVENTS), per
+        assert set(per) == {"a", "b"}, per
+        assert min(per.values()) > EVENTS // 10, per  # both really share the load
+        assert all(t.store.outbox_size() == 0 for t in tablets)
+    finally:
+        for tablet in tablets:
+            tablet.stop()
+
+
+class Page:
+    """A family page's WebSocket on one replica."""
+
+    def __init__(self, server: Replica, token: str) -> None:
+        url = server.base_url.replace("http://", "ws://") + f"/f/{token}/ws?lang=fr"
+        self.ws = connect(url, open_timeout=10)
+        self.hello = self.expect("hello")
+
+    def send(self, **message: Any) -> None:
+        self.ws.send(json.dumps(message))
+
+    def expect(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"page never received {kind!r}")
+            try:
+                message = json.loads(self.ws.recv(timeout=remaining))
+            except TimeoutError:
+                continue
+            if message.get("type") == kind:
+                return dict(message)
+
+
+def _broadcast_from_b(c: Cluster, what: str, body: dict[str, Any]) -> None:
+    """What ``CallHub.end_calls_threadsafe`` on replica B publishes (same account, same topic)."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(c.broker.admin_username, c.broker.admin_password)
+    client.connect(c.broker.host, c.broker.port)
+    client.loop_start()
+    try:
+        payload = json.dumps({"from": "b", **body}).encode()
+        client.publish(f"liens/v1/backend/all/{what}", payload, qos=1).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _forwarded(server: Replica) -> int:
+    return server.log().count("forwarded to ")
+
+
+def test_call_with_page_on_one_replica_and_tablet_signals_on_both(cluster: Cluster) -> None:
+    (tablet,) = enrol_all(cluster, 1)
+    page = Page(cluster.a, cluster.home.token)
+    try:
+        resident = cluster.home.resident
+        assert [r["id"] for r in page.hello["residents"]] == [resident]
+        deadline = time.monotonic() + 10
+        while not page.hello["residents"][0]["available"]:  # the tablet's "online" status
+            assert time.monotonic() < deadline, page.hello
+            time.sleep(0.2)
+            page.ws.close()
+            page = Page(cluster.a, cluster.home.token)
+        page.send(type="call", resident_id=resident)
+        call_id = page.expect("calling")["call_id"]
+        assert tablet.expect_signal("invite")["call_id"] == call_id
+        before = _forwarded(cluster.b)
+        # Each signal reaches one replica of the shared subscription (they take turns):
+        # the ones replica B gets must find replica A, which holds the page and the call.
+        tablet.link.send_signal({"kind": "ringing", "call_id": call_id})
+        page.expect("ringing")
+        tablet.link.send_signal({"kind": "accept", "call_id": call_id})
+        page.expect("accepted")
+        page.send(type="offer", call_id=call_id, sdp="v=0 offer")
+        assert tablet.expect_signal("offer")["sdp"] == "v=0 offer"
+        tablet.link.send_signal({"kind": "answer", "call_id": call_id, "sdp": "v=0 answer"})
+        assert page.expect("answer")["sdp"] == "v=0 answer"
+        tablet.link.send_signal({"kind": "hangup", "call_id": call_id})
+        assert page.expect("ended")["reason"] == "hung_up"
+        assert _forwarded(cluster.b) > before, cluster.b.log()[-3000:]
+        assert _forwarded(cluster.a) == 0  # A held the call: it never had to forward
+
+        # Staff end a call from a page served by replica B: B broadcasts, A ends the call it holds.
+        page.send(type="call", resident_id=resident)
+        call_id = page.expect("calling")["call_id"]
+        tablet.expect_signal("invite")
+        tablet.link.send_signal({"kind": "accept", "call_id": call_id})
+        page.expect("accepted")
+        _broadcast_from_b(cluster, "end_calls", {"call_id": call_id, "reason": "policy"})
+        assert page.expect("ended")["reason"] == "policy"
+        assert tablet.expect_signal("hangup")["by"] == "staff"
+    finally:
+        page.ws.close()
+        tablet.stop()
+
+
+def test_compose_file_runs_two_replicas_behind_a_proxy() -> None:
+    """``deploy/compose.yaml``: what a département installs (no Docker here: parsed, not run)."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    compose = yaml.safe_load((root / "deploy" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"proxy", "backend-a", "backend-b", "mosquitto", "postgres", "coturn"} <= set(services)
+    replicas = [s for name, s in services.items() if name.startswith("backend-")]
+    ids = {s["environment"]["LIENS_REPLICA_ID"] for s in replicas}
+    assert len(ids) == len(replicas) == 2  # one stable id per replica
+    for service in replicas:
+        env = service["environment"]
+        assert env["LIENS_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert (
+            env["LIENS_MQTT_URL"].startswith("mqtt://")
+            and "@mosquitto:1883" in env["LIENS_MQTT_URL"]
+        )
+        assert service["command"][:2] == ["liens", "serve"]
+    assert services["backend-b"]["depends_on"]["backend-a"]["condition"] == "service_healthy"
+    caddyfile = compose["configs"]["caddyfile"]["content"]
+    assert "backend-a:8000" in caddyfile and "backend-b:8000" in caddyfile
+    assert "1883" not in str(services["mosquitto"].get("ports"))  # backends only, not published
+    assert (root / "deploy" / "mosquitto" / "mosquitto.conf").exists()
+    assert (root / "deploy" / "coturn" / "turnserver.conf").exists()
+    assert (root / "deploy" / "Dockerfile").exists()
