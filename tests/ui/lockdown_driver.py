@@ -86,20 +86,45 @@ def hold_corner(seconds: float, *, x: float = 12, from_top: float = 12) -> Itera
 
 
 def type_pin(app: LiensApp, digits: str) -> Iterator[float]:
+    """Tap ``digits`` then OK on the staff keypad, and wait for the check.
+
+    Each digit is checked on the screen before the next: on a 2-core machine running two Kivy
+    apps and a call, a synthetic touch can land while the keypad is still being laid out and
+    be lost; a second tap of that key is what a person would do, and the scenario then tests the
+    PIN, not the machine's load.
+    """
     screen = app.staff_flow.pin_screen
     for digit in digits:
-        yield from tap(screen.ids[f"key_{digit}"])
+        expected = screen.pin + digit
+        for _attempt in range(3):
+            yield from tap(screen.ids[f"key_{digit}"])
+            try:
+                yield from wait_until(lambda: screen.pin == expected, timeout=3)
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise TimeoutError(f"key {digit} never registered (PIN so far {len(screen.pin)})")
     yield from tap(screen.ids.key_ok)
-    yield from wait_until(lambda: not screen.checking, timeout=15)
+    yield from wait_until(lambda: screen.checking or screen.pin == "", timeout=10)
+    yield from wait_until(lambda: not screen.checking, timeout=30)
     yield 0.1
 
 
 def settle(app: LiensApp, name: str) -> Iterator[float]:
     """Wait until screen ``name`` is current and its transition is over (slow under load)."""
-    yield from wait_until(
-        lambda: app.manager.current == name and not app.manager.transition.is_active,
-        timeout=15,
-    )
+    manager = app.manager
+    try:
+        yield from wait_until(
+            lambda: manager.current == name and not manager.transition.is_active,
+            timeout=30,
+        )
+    except TimeoutError:
+        pin = app.staff_flow.pin_screen
+        raise TimeoutError(
+            f"screen {name!r} not settled: current {manager.current!r}, transition active "
+            f"{manager.transition.is_active}, staff PIN message {pin.message!r}"
+        ) from None
     yield 0.2
 
 
