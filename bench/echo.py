@@ -8,8 +8,9 @@ simulated echo path — a delay, a room impulse response (a direct path and an e
 decaying diffuse tail, RT60 300 ms), a gain — into the microphone; the resident speaks over it
 from :data:`DOUBLE_TALK_START_S` on (double talk), with a little microphone noise. The mixture
 goes through the kiosk's own audio chain (:class:`kiosk.audio.chain.AudioChain`: Speex's linear
-canceller when libspeexdsp is installed, then WebRTC's AEC3, high-pass and noise suppression) in
-10 ms frames, with the far end as the speaker's reference.
+canceller when libspeexdsp is installed, then WebRTC's AEC3, high-pass and noise suppression,
+and in double talk a crossfade to Speex's output, :mod:`kiosk.audio.doubletalk`) in 10 ms
+frames, with the far end as the speaker's reference.
 
 Measured, per delay:
 
@@ -20,9 +21,13 @@ Measured, per delay:
   (best alignment within 20 ms; target >= 0.9), and ``near_delay_ms``, that alignment;
 - ``near_gain_db``: how much of the near end's level the output keeps in double talk.
 
+``comparisons`` gives the same figures, in the same run, for :data:`VARIANTS`: the chain without
+its double-talk path, AEC3 alone, Speex's linear stage alone and the raw microphone.
+
 And once: ``cpu`` — the whole audio path of a call (the far end's resampling, playout buffer,
 speech boost, gain and limiter; the canceller, noise suppression and automatic gain), CPU time
-over audio time; ``latency_ms`` — the delay the path adds on each side (buffers and filters;
+over audio time (``cpu_without_double_talk``: the same without the double-talk path, in % of a
+core); ``latency_ms`` — the delay the path adds on each side (buffers and filters;
 the sound card's own buffers come on top: ``DuplexDevice.latency_ms`` on a real tablet).
 
 The output is measured before the automatic gain stage (which would scale the residual echo
@@ -49,10 +54,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import fftconvolve, resample_poly
 
-from kiosk.audio import FRAME_MS, FRAME_SAMPLES, RATE
+from kiosk.audio import FRAME_MS, FRAME_SAMPLES, RATE, speex
 from kiosk.audio.chain import PLAYOUT_PREFILL_MS, AudioChain
 from kiosk.audio.dsp import LIMITER_LOOKAHEAD_MS, to_float, to_pcm
 from kiosk.audio.hearing import HearingProfile
+from kiosk.audio.speex import LinearEchoFilter
 
 Signal = npt.NDArray[np.float64]
 
@@ -79,6 +85,9 @@ DELAYS_MS = (20, 60, 120)
 MAX_ALIGNMENT_MS = 20
 TARGET_ERLE_DB = 25.0
 TARGET_NEAR_KEPT = 0.9
+# What the chain is compared with: Speex and AEC3 without the double-talk path, AEC3 alone,
+# Speex's linear stage alone, the microphone with no processing.
+VARIANTS = ("chain", "no_double_talk", "aec3_alone", "speex_alone", "microphone")
 
 
 class EspeakMissing(RuntimeError):
@@ -159,8 +168,34 @@ def best_correlation(output: Signal, clean: Signal) -> tuple[float, int]:
     return best, best_lag
 
 
-def measure_delay(clips: Clips, delay_ms: int, seed: int = 1) -> dict[str, Any]:
-    """ERLE and near end kept for one echo delay."""
+def process(variant: str, microphone: Signal, far: Signal) -> Signal:
+    """The microphone through one of :data:`VARIANTS`, 10 ms at a time, with ``far`` as the
+    speaker's reference; the canceller's output (before the automatic gain)."""
+    n = microphone.size
+    output = np.zeros(n)
+    mic_pcm = to_pcm(microphone.astype(np.float32))
+    far_pcm = to_pcm(far.astype(np.float32))
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: one of {VARIANTS}")
+    if variant == "microphone":
+        return np.asarray(to_float(mic_pcm), dtype=np.float64)
+    linear = LinearEchoFilter() if variant == "speex_alone" else None
+    chain = AudioChain(linear_stage=variant != "aec3_alone", double_talk=variant == "chain")
+    for i in range(n // FRAME_SAMPLES):
+        frame = slice(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES)
+        if linear is not None:
+            cleaned = linear.process(mic_pcm[frame], far_pcm[frame])
+        else:
+            cleaned, _ = chain.process_near(mic_pcm[frame], far_pcm[frame])
+        output[frame] = to_float(cleaned)
+    return output
+
+
+def measure_delay(
+    clips: Clips, delay_ms: int, seed: int = 1, variant: str = "chain"
+) -> dict[str, Any]:
+    """ERLE and near end kept for one echo delay, through the chain or one of the
+    comparisons (:data:`VARIANTS`)."""
     rng = np.random.default_rng(seed + delay_ms)
     far = clips.far
     n = far.size // FRAME_SAMPLES * FRAME_SAMPLES
@@ -175,15 +210,7 @@ def measure_delay(clips: Clips, delay_ms: int, seed: int = 1) -> dict[str, Any]:
     near[start : start + length] = clips.near[:length]
     microphone = echo + near + rng.standard_normal(n) * 10 ** (NOISE_DBFS / 20)
 
-    chain = AudioChain()
-    output = np.zeros(n)
-    mic_pcm = to_pcm(microphone.astype(np.float32))
-    far_pcm = to_pcm(far.astype(np.float32))
-    for i in range(n // FRAME_SAMPLES):
-        frame = slice(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES)
-        cleaned, _ = chain.process_near(mic_pcm[frame], far_pcm[frame])
-        output[frame] = to_float(cleaned)
-
+    output = process(variant, microphone, far)
     converged = int(CONVERGENCE_S * RATE)
     erle = 10 * np.log10(np.sum(echo[converged:start] ** 2) / np.sum(output[converged:start] ** 2))
     double_talk = slice(start, start + length)
@@ -203,10 +230,14 @@ def measure_delay(clips: Clips, delay_ms: int, seed: int = 1) -> dict[str, Any]:
     }
 
 
-def path_cost(clips: Clips, seconds: float = 10.0) -> dict[str, Any]:
+def path_cost(clips: Clips, seconds: float = 10.0, double_talk: bool = True) -> dict[str, Any]:
     """CPU time of the whole audio path over ``seconds`` of call, as the call runs it: the far
     end arrives as 20 ms stereo frames (aiortc's Opus decoder), the microphone in 10 ms."""
-    chain = AudioChain(profile=HearingProfile(boost_db=6.0, speech_boost=True), volume=0.8)
+    chain = AudioChain(
+        profile=HearingProfile(boost_db=6.0, speech_boost=True),
+        volume=0.8,
+        double_talk=double_talk,
+    )
     far_pcm = to_pcm(clips.far.astype(np.float32))
     mic_pcm = to_pcm((clips.near * 0.5).astype(np.float32))
     steps = int(seconds * 1000 / FRAME_MS)
@@ -253,6 +284,18 @@ def latency(delays: list[dict[str, Any]]) -> dict[str, Any]:
 def run(delays_ms: tuple[int, ...] = DELAYS_MS, seed: int = 1) -> dict[str, Any]:
     clips = make_clips()
     per_delay = [measure_delay(clips, d, seed) for d in delays_ms]
+    comparisons = {
+        variant: [
+            {
+                key: value
+                for key, value in measure_delay(clips, d, seed, variant).items()
+                if key in ("delay_ms", "erle_db", "near_kept", "near_gain_db")
+            }
+            for d in delays_ms
+        ]
+        for variant in VARIANTS[1:]
+        if variant != "speex_alone" or speex.available()
+    }
     return {
         "rate": RATE,
         "frame_ms": FRAME_MS,
@@ -265,11 +308,14 @@ def run(delays_ms: tuple[int, ...] = DELAYS_MS, seed: int = 1) -> dict[str, Any]
             "direct_to_reverb_db": DIRECT_TO_REVERB_DB,
         },
         "linear_stage": AudioChain().stats_dict()["linear_stage"],
+        "double_talk": AudioChain().stats_dict()["double_talk"],
         "delays": per_delay,
+        "comparisons": comparisons,
         "targets": {"erle_db": TARGET_ERLE_DB, "near_kept": TARGET_NEAR_KEPT},
         "meets_erle": all(d["erle_db"] >= TARGET_ERLE_DB for d in per_delay),
         "meets_near_kept": all(d["near_kept"] >= TARGET_NEAR_KEPT for d in per_delay),
         "cpu": path_cost(clips),
+        "cpu_without_double_talk": path_cost(clips, double_talk=False)["percent_of_one_core"],
         "latency_ms": latency(per_delay),
     }
 

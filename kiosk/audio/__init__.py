@@ -8,7 +8,8 @@
   the resident's equaliser, gain and limiter to the speaker, and is the echo canceller's
   reference; the microphone goes through Speex's linear echo canceller (:mod:`kiosk.audio.speex`)
   and the WebRTC audio processing module (echo cancellation, noise suppression, automatic gain)
-  into the call;
+  into the call, crossfading to Speex's output alone while the resident speaks over the
+  relative (:mod:`kiosk.audio.doubletalk`);
 * :mod:`kiosk.audio.devices` — which microphone and speaker the tablet has, whether PipeWire
   already cancels echo, and the one duplex stream (PortAudio) that carries both;
 * :mod:`kiosk.audio.live` — the chain of the call in progress, for the in-call volume buttons.

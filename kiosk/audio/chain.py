@@ -5,14 +5,21 @@
     relative's audio ──► playout buffer ──► speech boost ─► gain ─► limiter ──┬──► speaker
     (aiortc, any rate)    (20–120 ms)       (if set)       (volume            │
                                                             + resident boost) │ reference
-    microphone ──► Speex linear canceller ───► WebRTC APM: echo canceller ◄───┘
-                                                noise suppression, gain ──────────► the call
+    microphone ──► Speex linear ─┬─► WebRTC APM: echo canceller ◄─────────────┘
+                   canceller     │    noise suppression ───────┐ double talk
+                                 │                             ├─ crossfade ─► gain ─► the call
+                                 └─► high-pass, noise ─────────┘
+                                     suppression (gentle path)
 
 :meth:`AudioChain.tick` does one 10 ms step: it takes the next frame of the relative's voice
 for the speaker and processes one frame of the microphone against it. Whoever owns the clock
 calls it: the duplex device's callback on a real tablet, the synthetic microphone's pacing in
 tests and ``--headless``. What the speaker plays is the echo canceller's reference — after the
 equaliser and the limiter, because that is what the microphone hears back.
+
+In double talk (the resident speaks over the relative) the chain sends Speex's linear output
+instead of AEC3's, whose suppressor would cut into the resident's voice
+(:mod:`kiosk.audio.doubletalk`).
 
 When PipeWire already cancels echo (``deploy/kiosk/``), the chain keeps noise suppression and
 gain but does not cancel a second time (``cancel_echo=False``).
@@ -31,6 +38,7 @@ import numpy as np
 import pywebrtc_audio
 
 from kiosk.audio import FRAME_MS, FRAME_SAMPLES, RATE, speex
+from kiosk.audio.doubletalk import DoubleTalkMixer
 from kiosk.audio.dsp import (
     Framer,
     Limiter,
@@ -84,6 +92,7 @@ class AudioChainStats:
     dropped: int = 0  # frames of the relative's voice dropped to keep the delay low
     cpu_s: float = 0.0  # thread CPU time spent processing
     limited_frames: int = 0  # speaker frames the limiter had to turn down
+    double_talk_frames: int = 0  # microphone frames sent (partly) from the gentle path
 
     def as_dict(self) -> dict[str, Any]:
         audio_s = self.frames * FRAME_MS / 1000
@@ -93,6 +102,7 @@ class AudioChainStats:
             "underruns": self.underruns,
             "dropped": self.dropped,
             "limited_frames": self.limited_frames,
+            "double_talk_frames": self.double_talk_frames,
             "cpu_s": round(self.cpu_s, 4),
             "cpu_per_audio_s": round(self.cpu_s / audio_s, 4) if audio_s else None,
         }
@@ -115,6 +125,7 @@ class AudioChain:
         cancel_echo: bool = True,
         stream_delay_ms: int = 0,
         linear_stage: bool = True,
+        double_talk: bool = True,
     ) -> None:
         self._lock = threading.Lock()
         self.cancel_echo = cancel_echo
@@ -132,6 +143,20 @@ class AudioChain:
             ns_level=NS_LEVEL,
             stream_delay_ms=stream_delay_ms,
         )
+        # The gentle path for double talk: Speex's output through the same high-pass and noise
+        # suppression, without AEC3's suppressor (kiosk/audio/doubletalk.py).
+        self._gentle: Any = None
+        self._double_talk: DoubleTalkMixer | None = None
+        if self._linear is not None and double_talk:
+            self._gentle = pywebrtc_audio.AudioProcessor(
+                sample_rate=RATE,
+                num_channels=1,
+                echo_cancellation=False,
+                noise_suppression=True,
+                high_pass_filter=True,
+                ns_level=NS_LEVEL,
+            )
+            self._double_talk = DoubleTalkMixer()
         # Automatic gain after the canceller, as its own stage: it brings a resident who speaks
         # softly or far from the tablet up to a steady level, guided by the noise suppressor's
         # speech probability (so it does not pump up the room's noise).
@@ -250,10 +275,16 @@ class AudioChain:
     def _near(self, microphone: Pcm, speaker: Pcm) -> tuple[Pcm, Pcm]:
         """Cancellers and noise suppression, then the automatic gain (lock held)."""
         heard = microphone
+        residual = microphone
         if self._linear is not None:
-            microphone = self._linear.process(microphone, speaker)
-        cleaned = np.asarray(self._processor.process(microphone, speaker), dtype=np.int16)
+            residual = self._linear.process(microphone, speaker)
+        cleaned = np.asarray(self._processor.process(residual, speaker), dtype=np.int16)
         speech = self._processor.speech_probability
+        if self._double_talk is not None:
+            gentle = np.asarray(self._gentle.process(residual), dtype=np.int16).reshape(-1)
+            cleaned = self._double_talk.process(cleaned.reshape(-1), gentle, residual, heard)
+            if self._double_talk.weight > 0.0:
+                self.stats.double_talk_frames += 1
         echo_only = (
             self.cancel_echo
             and _level_db(speaker) > SILENT_DBFS
@@ -279,6 +310,7 @@ class AudioChain:
                 **self.stats.as_dict(),
                 "echo_cancel": "app" if self.cancel_echo else "system",
                 "linear_stage": self._linear is not None,
+                "double_talk": self._double_talk is not None,
                 "gain_db": self.gain_db,
                 "boost_db": self.profile.boost_db,
                 "speech_boost": self.profile.speech_boost,

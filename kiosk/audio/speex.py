@@ -5,7 +5,9 @@ the relative speak at once, its suppressor turns the resident down too (about -6
 correlation of 0.74–0.78 with their clean voice). Speex's multidelay block frequency-domain
 filter (MDF, Valin's variable step size, robust to double talk) is purely linear: it subtracts
 its estimate of the echo and never touches the rest. With it first, AEC3 has much less echo to
-suppress, and the resident comes through (0.86) while the echo still loses 29–34 dB.
+suppress, and the resident comes through (0.86) while the echo still loses 29–34 dB; in double
+talk the chain sends this filter's output rather than AEC3's (:mod:`kiosk.audio.doubletalk`:
+0.93).
 
 Debian's ``libspeexdsp1`` (SYSTEM_PACKAGES; ``deploy/kiosk/install.sh``); without it the chain
 runs AEC3 alone (:func:`available`).

@@ -14,10 +14,10 @@ from bench import echo
 
 # A little under the bench's targets: one run on a loaded machine, one delay.
 ERLE_FLOOR_DB = echo.TARGET_ERLE_DB - 2.0
-# Known shortfall (docs/audio.md): with Speex's linear stage in front of AEC3 the resident's voice
-# keeps a correlation of 0.86-0.87 with the clean one in double talk (AEC3 alone: 0.74-0.78),
-# under the 0.9 target. This floor catches a regression; it does not claim the target.
-NEAR_KEPT_FLOOR = 0.8
+# With the double-talk path (kiosk/audio/doubletalk.py) the resident's voice keeps a correlation
+# of 0.927 with the clean one in double talk here (0.918-0.934 over three rooms and three delays;
+# 0.86 without it, docs/audio.md): this floor catches a regression, a little under the 0.9 target.
+NEAR_KEPT_FLOOR = 0.89
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,22 @@ def test_echo_is_cancelled_by_25_db_and_the_resident_is_kept_in_double_talk(clip
     result = echo.measure_delay(clips, 60)
     assert result["erle_db"] >= ERLE_FLOOR_DB, result
     assert result["near_kept"] >= NEAR_KEPT_FLOOR, result
-    # The resident's voice is not muted during double talk, and the canceller adds little delay.
-    assert result["near_gain_db"] > -6, result
+    # The resident's voice keeps its level during double talk (-1 dB measured; AEC3's suppressor
+    # alone takes 6 dB), and the canceller adds little delay.
+    assert result["near_gain_db"] > -3, result
     assert result["near_delay_ms"] <= 20, result
+
+
+def test_the_double_talk_path_keeps_more_of_the_resident_and_as_little_echo(clips):
+    result = echo.measure_delay(clips, 60)
+    without = echo.measure_delay(clips, 60, variant="no_double_talk")
+    assert result["near_kept"] >= without["near_kept"] + 0.03, (result, without)
+    assert result["erle_db"] >= without["erle_db"] - 1.0, (result, without)
 
 
 def test_the_whole_audio_path_costs_a_small_part_of_a_core(clips):
     cost = echo.path_cost(clips, seconds=3.0)
-    # Measured 7-16 % of one core on this loaded machine; 40 % would mean something went wrong.
+    # Measured 11-17 % of one core on this loaded machine; 40 % would mean something went wrong.
     assert 0 < cost["cpu_per_audio_s"] < 0.4, cost
     assert cost["underruns"] == 0 and cost["far_frames_played"] >= 290, cost
 

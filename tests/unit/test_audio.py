@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from kiosk.audio import FRAME_SAMPLES, RATE, hearing, live
+from kiosk.audio import FRAME_SAMPLES, RATE, doubletalk, hearing, live
 from kiosk.audio.chain import PLAYOUT_PREFILL_MS, AudioChain, volume_gain
 from kiosk.audio.devices import (
     default_source_from_pw_dump,
@@ -278,6 +278,152 @@ def test_speex_linear_stage_removes_a_linear_echo_and_leaves_the_voice_alone():
     assert AudioChain().stats_dict()["linear_stage"] is True
     assert AudioChain(linear_stage=False).stats_dict()["linear_stage"] is False
     assert AudioChain(cancel_echo=False).stats_dict()["linear_stage"] is False
+
+
+# --- double talk (kiosk/audio/doubletalk.py) -----------------------------------------------
+
+
+def detector_frames(residual_db: float, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    """An echo estimate of noise at -20 dBFS and a residual ``residual_db`` from it."""
+    rng = np.random.default_rng(seed)
+    echo = rng.standard_normal(FRAME_SAMPLES).astype(np.float32) * 0.1
+    noise = rng.standard_normal(FRAME_SAMPLES).astype(np.float32) * 0.1
+    return pcm(noise * np.float32(10 ** (residual_db / 20))), pcm(echo)
+
+
+def converged_detector() -> doubletalk.DoubleTalkDetector:
+    """A detector that has seen Speex leave 15 dB less than the echo for two seconds."""
+    detector = doubletalk.DoubleTalkDetector()
+    leak, echo = detector_frames(-15.0)
+    assert not any(detector.update(leak, echo) for _ in range(200))
+    assert detector.converged
+    return detector
+
+
+def test_double_talk_is_a_residual_louder_than_speexs_echo_estimate_with_a_hangover():
+    detector = converged_detector()
+    leak, echo = detector_frames(-15.0)
+    voice, _ = detector_frames(6.0)
+    silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    # Nothing at all: no decision either way.
+    assert not detector.update(silence, silence)
+    # The resident over the relative: the residual is 6 dB over the echo estimate.
+    assert detector.update(voice, echo)
+    # They pause: double talk holds for the hangover, then ends.
+    held = [detector.update(leak, echo) for _ in range(doubletalk.HANGOVER_FRAMES + 5)]
+    assert all(held[: doubletalk.HANGOVER_FRAMES])
+    assert not any(held[doubletalk.HANGOVER_FRAMES :])
+
+
+def test_no_double_talk_before_speex_converged_nor_after_the_echo_path_changed():
+    """At the start of a call, or when the tablet moved, Speex's residual is the echo itself:
+    it is as loud as the echo estimate, and then louder in places. That is not the resident."""
+    detector = doubletalk.DoubleTalkDetector()
+    converging, echo = detector_frames(-1.0)
+    burst, _ = detector_frames(6.0)
+    for _ in range(100):
+        detector.update(converging, echo)
+        assert not detector.update(burst, echo)
+    assert not detector.converged
+    detector = converged_detector()
+    assert detector.update(burst, echo)
+    for _ in range(200):  # the echo path changed: Speex leaks as much as it removes
+        detector.update(converging, echo)
+    assert not detector.converged
+    assert not detector.update(burst, echo)
+
+
+def mix_frames(
+    mixer: doubletalk.DoubleTalkMixer,
+    suppressed: np.ndarray,
+    gentle: np.ndarray,
+    talking: list[bool],
+) -> np.ndarray:
+    """Run the mixer over whole signals; ``talking`` says per frame whether the residual is the
+    resident's (6 dB over the echo estimate) or leaking echo (15 dB under it)."""
+    voice, echo = detector_frames(6.0)
+    leak, _ = detector_frames(-15.0)
+    out = []
+    for i, (a, g) in enumerate(zip(frames_of(suppressed), frames_of(gentle), strict=True)):
+        residual = voice if talking[i] else leak
+        microphone = (residual.astype(np.int32) + echo.astype(np.int32)).astype(np.int16)
+        out.append(mixer.process(a, g, residual, microphone))
+    return np.concatenate(out)
+
+
+def test_the_mixer_sends_aec3s_output_for_the_far_end_and_the_gentle_path_in_double_talk():
+    frames = 60
+    aec3 = pcm(sine(440, frames / 100, amplitude=0.1))
+    gentle = pcm(sine(440, frames / 100, amplitude=0.2))  # AEC3 took 6 dB of the voice
+    talking = [20 <= i < 30 for i in range(frames)]
+    mixer = doubletalk.DoubleTalkMixer(converged_detector(), gentle_delay=0)
+    out = mix_frames(mixer, aec3, gentle, talking)
+    # Far end only: exactly AEC3's output.
+    assert np.array_equal(out[: 21 * FRAME_SAMPLES], aec3[: 21 * FRAME_SAMPLES])
+    # Double talk (decided on one frame, applied from the next, over a two-frame ramp): the
+    # gentle path's output, exactly.
+    steady = slice(23 * FRAME_SAMPLES, 31 * FRAME_SAMPLES)
+    assert np.array_equal(out[steady], gentle[steady])
+    # After the hangover and the ramp back: AEC3's output again.
+    back = (31 + doubletalk.HANGOVER_FRAMES + doubletalk.RAMP_FRAMES) * FRAME_SAMPLES
+    assert np.array_equal(out[back:], aec3[back:])
+    assert mixer.gentle_frames == 10 + doubletalk.HANGOVER_FRAMES + doubletalk.RAMP_FRAMES
+    # No click at either switch: no step between samples larger than the louder sine's own.
+    largest_step = np.max(np.abs(np.diff(gentle.astype(np.int32))))
+    assert np.max(np.abs(np.diff(out.astype(np.int32)))) <= largest_step + 2
+
+
+def test_the_mixer_keeps_aec3s_output_when_aec3_removed_much_more_than_the_gentle_path_has():
+    """Speex misadjusted (the echo path changed): its residual looks like double talk, but AEC3
+    removes 20 dB of it, so it is echo: the mixer stays on AEC3."""
+    frames = 30
+    aec3 = pcm(sine(440, frames / 100, amplitude=0.01))
+    gentle = pcm(sine(440, frames / 100, amplitude=0.1))
+    mixer = doubletalk.DoubleTalkMixer(converged_detector(), gentle_delay=0)
+    out = mix_frames(mixer, aec3, gentle, [True] * frames)
+    assert np.array_equal(out, aec3)
+    assert mixer.gentle_frames == 0
+
+
+def test_the_gentle_path_lines_up_with_aec3s_output_sample_for_sample():
+    """The two WebRTC modules of the chain (with and without AEC3) differ by exactly
+    AEC3_EXTRA_DELAY_SAMPLES: the crossfade mixes the same instant of the resident's voice."""
+    import pywebrtc_audio
+
+    def module(aec: bool) -> pywebrtc_audio.AudioProcessor:
+        return pywebrtc_audio.AudioProcessor(
+            sample_rate=RATE,
+            num_channels=1,
+            echo_cancellation=aec,
+            noise_suppression=True,
+            high_pass_filter=True,
+        )
+
+    with_aec3, without = module(True), module(False)
+    voice = pcm(
+        (sine(300, 2.0, 0.1) + sine(1200, 2.0, 0.05) + sine(2900, 2.0, 0.03)).astype(np.float32)
+    )
+    silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    aligned = doubletalk.DelayLine(doubletalk.AEC3_EXTRA_DELAY_SAMPLES)
+    a, g = [], []
+    for f in frames_of(voice):
+        a.append(np.asarray(with_aec3.process(f, silence), dtype=np.int16))
+        g.append(aligned.process(np.asarray(without.process(f), dtype=np.int16)))
+    settled = slice(RATE, 2 * RATE)
+    a_, g_ = np.concatenate(a)[settled].astype(float), np.concatenate(g)[settled].astype(float)
+
+    def corr(lag: int) -> float:
+        return float(np.corrcoef(a_[100 + lag : -100 + lag], g_[100:-100])[0, 1])
+
+    assert corr(0) > 0.95
+    assert corr(0) > max(corr(-8), corr(8)) + 0.02
+
+
+def test_the_chain_runs_the_double_talk_path_only_behind_speex():
+    assert AudioChain().stats_dict()["double_talk"] is True
+    assert AudioChain(double_talk=False).stats_dict()["double_talk"] is False
+    assert AudioChain(linear_stage=False).stats_dict()["double_talk"] is False
+    assert AudioChain(cancel_echo=False).stats_dict()["double_talk"] is False
 
 
 def test_with_pipewires_canceller_the_chain_does_not_cancel_twice():
