@@ -574,7 +574,9 @@ ui.answer.addEventListener("click", () => {
   unlockAudio();
   send({ type: "accept", call_id: call.id });
   document.title = baseTitle;
-  call.media = getMedia();
+  // The camera opened while it rang is the one sent: a second request would leave the first
+  // stream (and the camera light) on after the call.
+  call.media = call.media || getMedia();
   startOffer();
 });
 

@@ -22,9 +22,11 @@ from typing import Any
 
 import pytest
 
+from tests.ui.limits import SCENARIOS_TIMEOUT
+
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = ("home", "update", "enrolment")
-SCENARIO_TIMEOUT = 120
+SCENARIO_TIMEOUT = SCENARIOS_TIMEOUT  # see tests/ui/limits.py
 
 
 @contextmanager

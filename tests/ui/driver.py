@@ -38,6 +38,7 @@ from screens.app import LiensApp  # noqa: E402
 from screens.components import palette  # noqa: E402
 from screens.components.palette import contrast_ratio  # noqa: E402
 from tests.ui.fake_core import FakeCore, config, contact  # noqa: E402
+from tests.ui.limits import GIVE_UP_SECONDS  # noqa: E402
 
 Steps = Generator[float, None, None]
 REPO = Path(__file__).resolve().parents[2]
@@ -392,7 +393,7 @@ def main(argv: list[str]) -> int:
     return drive(
         argv,
         SCENARIOS,
-        timeout=90,  # generous: a loaded CI machine runs three apps at once
+        timeout=GIVE_UP_SECONDS,  # a deadline, not a measure (tests/ui/limits.py)
         publish=lambda png: not png.name.startswith("photo-"),
         after=lambda core, result: result.__setitem__("core_stopped", core.stopped),
     )

@@ -21,6 +21,7 @@ from argon2 import PasswordHasher
 import tests.ui.driver as ui
 from screens.app import LiensApp
 from tests.ui.fake_core import FakeCore, config, contact
+from tests.ui.limits import GIVE_UP_SECONDS
 
 LEA_PIN = "2580"
 TIMEOUT = 20.0
@@ -238,7 +239,7 @@ def main(argv: list[str]) -> int:
     return ui.drive(
         argv,
         SCENARIOS,
-        timeout=150,
+        timeout=GIVE_UP_SECONDS,  # a deadline, not a measure (tests/ui/limits.py)
     )
 
 

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from tests.ui.conftest import REPO, scenario_env
+from tests.ui.limits import PYTEST_TIMEOUT, SCENARIOS_TIMEOUT
 
 SCENARIOS = ("pin", "idle", "single")
-TIMEOUT = 180  # generous: the machine may be busy with other test runs
+TIMEOUT = SCENARIOS_TIMEOUT  # deadlines, not measures: see tests/ui/limits.py
 
-pytestmark = [pytest.mark.ui, pytest.mark.timeout(TIMEOUT + 120)]
+pytestmark = [pytest.mark.ui, pytest.mark.timeout(PYTEST_TIMEOUT)]
 
 
 @pytest.fixture(scope="module")
