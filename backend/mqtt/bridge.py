@@ -25,8 +25,10 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +73,16 @@ class BrokerUnavailable(RuntimeError):
     """The broker could not be reached or did not acknowledge in time."""
 
 
+@dataclass
+class ConfigBatch:
+    """What :meth:`Bridge.publish_config_batch` did with each tablet of a batch."""
+
+    published: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # a newer configuration went out meanwhile
+    failed: list[str] = field(default_factory=list)  # not acknowledged: to retry
+    error: str = ""
+
+
 class Bridge:
     """One paho client, connected as the backend user, reconnecting on its own."""
 
@@ -103,6 +115,9 @@ class Bridge:
         self._events: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._signals: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._workers: list[threading.Thread] = []
+        # Configurations sent per tablet by this process (see publish_config_batch).
+        self._config_lock = threading.Lock()
+        self._config_sent: dict[str, int] = {}
         if mqtt5 and subscribe:
             # A stable client id: after a crash the replica finds its session, and the messages
             # the broker kept for it, again.
@@ -221,6 +236,10 @@ class Bridge:
     ) -> None:
         """Publish with QoS 1 and wait for the broker's acknowledgement."""
         info = self.client.publish(topic, payload, qos=protocol.QOS, retain=retain)
+        self._wait(info, topic, timeout)
+
+    @staticmethod
+    def _wait(info: mqtt.MQTTMessageInfo, topic: str, timeout: float) -> None:
         try:
             info.wait_for_publish(timeout)
         except (RuntimeError, ValueError) as exc:
@@ -228,13 +247,80 @@ class Bridge:
         if not info.is_published():
             raise BrokerUnavailable(f"the broker did not acknowledge {topic} in {timeout} s")
 
+    def _send_config(self, tablet_id: str, payload: bytes) -> mqtt.MQTTMessageInfo:
+        """Hand a tablet's retained configuration to paho; the caller holds ``_config_lock``.
+
+        Every configuration (or clearing) this process sends goes through here, in order, and
+        counts in ``_config_sent``: the start's republish (``publish_config_batch``) never sends
+        a configuration built before a newer one went out for the same tablet.
+        """
+        self._config_sent[tablet_id] = self._config_sent.get(tablet_id, 0) + 1
+        return self.client.publish(
+            protocol.topic(tablet_id, Channel.CONFIG), payload, qos=protocol.QOS, retain=True
+        )
+
     def publish_config(self, tablet_id: str, data: dict[str, Any]) -> None:
-        envelope = Envelope(type=MessageType.CONFIG, data=data)
-        self.publish(protocol.topic(tablet_id, Channel.CONFIG), envelope.to_bytes(), retain=True)
+        payload = Envelope(type=MessageType.CONFIG, data=data).to_bytes()
+        with self._config_lock:
+            info = self._send_config(tablet_id, payload)
+        self._wait(info, protocol.topic(tablet_id, Channel.CONFIG), 5.0)
 
     def clear_config(self, tablet_id: str) -> None:
         """Delete the retained configuration (an empty retained payload), e.g. on retirement."""
-        self.publish(protocol.topic(tablet_id, Channel.CONFIG), b"", retain=True)
+        with self._config_lock:
+            info = self._send_config(tablet_id, b"")
+        self._wait(info, protocol.topic(tablet_id, Channel.CONFIG), 5.0)
+
+    def config_marks(self, tablet_ids: list[str]) -> dict[str, int]:
+        """How many configurations of each tablet this process has sent so far.
+
+        Taken before building configurations: :meth:`publish_config_batch` skips a tablet whose
+        count moved since (a newer configuration went out meanwhile).
+        """
+        with self._config_lock:
+            return {tablet_id: self._config_sent.get(tablet_id, 0) for tablet_id in tablet_ids}
+
+    def publish_config_batch(
+        self,
+        configs: dict[str, dict[str, Any]],
+        marks: dict[str, int],
+        *,
+        timeout: float = 30.0,
+    ) -> ConfigBatch:
+        """Publish many retained configurations without waiting for each acknowledgement.
+
+        Every message is handed to paho first (paho keeps up to 20 in flight and sends the rest
+        as acknowledgements come back), then the acknowledgements are awaited, ``timeout`` for
+        the whole batch. A tablet whose configuration was sent by someone else in this process
+        since ``marks`` was taken is skipped: what went out is newer. A message that is not
+        acknowledged is reported in ``failed`` (for a later retry), never raised.
+        """
+        result = ConfigBatch()
+        sent: list[tuple[str, mqtt.MQTTMessageInfo]] = []
+        payloads = {
+            tablet_id: Envelope(type=MessageType.CONFIG, data=data).to_bytes()
+            for tablet_id, data in configs.items()
+        }
+        with self._config_lock:
+            for tablet_id, payload in payloads.items():
+                if self._config_sent.get(tablet_id, 0) != marks.get(tablet_id, 0):
+                    result.skipped.append(tablet_id)
+                    continue
+                sent.append((tablet_id, self._send_config(tablet_id, payload)))
+        deadline = time.monotonic() + timeout
+        for tablet_id, info in sent:
+            try:
+                self._wait(
+                    info,
+                    protocol.topic(tablet_id, Channel.CONFIG),
+                    max(0.0, deadline - time.monotonic()),
+                )
+            except BrokerUnavailable as exc:
+                result.failed.append(tablet_id)
+                result.error = str(exc)
+            else:
+                result.published.append(tablet_id)
+        return result
 
     def send_command(self, tablet_id: str, command: str, **data: Any) -> None:
         envelope = Envelope(type=MessageType.COMMAND, data={"command": command, **data})

@@ -10,10 +10,16 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from backend.models import (
+    Approval,
+    ApprovalStatus,
+    Contact,
     EnrolmentCode,
+    Home,
+    Photo,
+    PhotoStatus,
     Resident,
     Staff,
     StaffRole,
@@ -272,52 +278,184 @@ def portrait_ids(session: Session, tablet: Tablet) -> set[str]:
     return found
 
 
+def _contact_entry(approval: Approval) -> dict[str, Any]:
+    """One contact of a resident in a tablet's configuration."""
+    contact = approval.contact
+    portrait = portrait_entry(contact.portrait_id)
+    return {
+        "id": contact.id,
+        "approval_id": approval.id,
+        "display_name": contact.display_name,
+        "relation": contact.relation,
+        # The contact's portrait for the tile (None: the tablet shows initials).
+        "photo_url": portrait["url"] if portrait else None,
+        "photo_sha256": portrait["sha256"] if portrait else None,
+        "policy": approval.policy,
+    }
+
+
+def _resident_entry(
+    resident: Resident, contacts: list[dict[str, Any]], photos: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One resident in a tablet's configuration."""
+    return {
+        "id": resident.id,
+        "first_name": resident.first_name,
+        "kind": resident.kind,
+        "language": resident.language,
+        # The resident's portrait on the picker ({url, sha256}; None: initials).
+        "portrait": portrait_entry(resident.portrait_id),
+        "contacts": contacts,
+        # Approved family photos, newest first (docs/photos.md).
+        "photos": photos,
+        # A child's own PIN, checked offline by the tablet (kiosk.session); youth only,
+        # "" until staff choose one.
+        **({"pin_hash": resident.pin_hash or ""} if resident.kind == "youth" else {}),
+    }
+
+
+def _config(
+    tablet: Tablet, home: Home, residents: list[dict[str, Any]], pins: list[dict[str, str]]
+) -> dict[str, Any]:
+    return {
+        "revision": tablet.config_revision,
+        "tablet": {"id": tablet.id, "name": tablet.name},
+        "home": {"id": home.id, "name": home.name, "timezone": home.timezone},
+        "residents": residents,
+        # The way out of the kiosk works offline: the tablet checks a staff PIN against these.
+        "staff_pins": pins,
+    }
+
+
 def build_config(session: Session, tablet: Tablet) -> dict[str, Any]:
-    """The ``data`` of the tablet's retained ``config`` message (see docs/protocol.md)."""
+    """The ``data`` of the tablet's retained ``config`` message (see docs/protocol.md).
+
+    A few queries per resident: fine for one tablet after a change; a whole fleet goes through
+    :func:`build_configs`, which gives the same result.
+    """
     from backend.photos.service import photo_index
 
     residents = []
     for resident in served_residents(session, tablet):
-        contacts = []
-        for approval in active_approvals(session, resident.id):
-            contact = approval.contact
-            portrait = portrait_entry(contact.portrait_id)
-            contacts.append(
+        contacts = [_contact_entry(a) for a in active_approvals(session, resident.id)]
+        photos = photo_index(session, resident, {str(c["id"]) for c in contacts})
+        residents.append(_resident_entry(resident, contacts, photos))
+    return _config(tablet, tablet.home, residents, staff_pins(session, tablet))
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def build_configs(session: Session, tablets: list[Tablet]) -> dict[str, dict[str, Any]]:
+    """:func:`build_config` for many tablets at once, with a few queries per batch and home.
+
+    The same result as :func:`build_config` tablet by tablet (tested in
+    tests/integration/test_start_republish.py): homes, assignments, residents, approvals with
+    their contacts and approved photos are each read in one query per 500 ids, the staff PINs
+    once per home; a resident shown by several tablets is built once.
+    """
+    from backend.photos.service import INDEX_LIMIT, TABLET_PHOTO_PATH
+    from backend.photos.service import _iso as iso
+
+    if not tablets:
+        return {}
+    tablet_ids = sorted({t.id for t in tablets})
+    home_ids = sorted({t.home_id for t in tablets})
+    homes: dict[str, Home] = {}
+    for chunk in _chunks(home_ids):
+        homes.update((h.id, h) for h in session.scalars(select(Home).where(Home.id.in_(chunk))))
+    assigned: dict[str, list[str]] = {}
+    for chunk in _chunks(tablet_ids):
+        for tablet_id, resident_id in session.execute(
+            select(tablet_residents.c.tablet_id, tablet_residents.c.resident_id).where(
+                tablet_residents.c.tablet_id.in_(chunk)
+            )
+        ):
+            assigned.setdefault(tablet_id, []).append(resident_id)
+    whole_homes = sorted({t.home_id for t in tablets if t.id not in assigned})
+    assigned_ids = sorted({r for ids in assigned.values() for r in ids})
+    residents: dict[str, Resident] = {}
+    for chunk in _chunks(assigned_ids):
+        residents.update(
+            (r.id, r) for r in session.scalars(select(Resident).where(Resident.id.in_(chunk)))
+        )
+    by_home: dict[str, list[Resident]] = {home_id: [] for home_id in whole_homes}
+    for chunk in _chunks(whole_homes):
+        for resident in session.scalars(
+            select(Resident).where(Resident.home_id.in_(chunk), Resident.active)
+        ):
+            residents.setdefault(resident.id, resident)
+            by_home[resident.home_id].append(resident)
+    # Served residents (active ones), in the order of served_residents().
+    resident_ids = sorted(r.id for r in residents.values() if r.active)
+    approvals: dict[str, list[Approval]] = {r: [] for r in resident_ids}
+    for chunk in _chunks(resident_ids):
+        for approval in session.scalars(
+            select(Approval)
+            .join(Contact)
+            .where(
+                Approval.resident_id.in_(chunk),
+                Approval.status == ApprovalStatus.APPROVED.value,
+                Contact.link_active.is_(True),
+            )
+            .options(contains_eager(Approval.contact))
+            .order_by(Approval.decided_at, Approval.id)
+        ):
+            approvals[approval.resident_id].append(approval)
+    contact_ids = {r: {a.contact_id for a in approvals[r]} for r in resident_ids}
+    with_contacts = [r for r in resident_ids if contact_ids[r]]
+    photos: dict[str, list[dict[str, Any]]] = {r: [] for r in resident_ids}
+    for chunk in _chunks(with_contacts):
+        for photo in session.scalars(
+            select(Photo)
+            .where(Photo.resident_id.in_(chunk), Photo.status == PhotoStatus.APPROVED.value)
+            .order_by(Photo.decided_at.desc(), Photo.id)
+        ):
+            index = photos[photo.resident_id]
+            if photo.contact_id not in contact_ids[photo.resident_id] or len(index) >= INDEX_LIMIT:
+                continue
+            # The same entry as backend.photos.service.photo_index (its contact is in the
+            # session already, with the approvals: no query).
+            url = TABLET_PHOTO_PATH.format(id=photo.id)
+            index.append(
                 {
-                    "id": contact.id,
-                    "approval_id": approval.id,
-                    "display_name": contact.display_name,
-                    "relation": contact.relation,
-                    # The contact's portrait for the tile (None: the tablet shows initials).
-                    "photo_url": portrait["url"] if portrait else None,
-                    "photo_sha256": portrait["sha256"] if portrait else None,
-                    "policy": approval.policy,
+                    "id": photo.id,
+                    "url": url,
+                    "sha256": photo.sha256,
+                    "size": photo.size,
+                    "width": photo.width,
+                    "height": photo.height,
+                    "thumb_url": f"{url}?size=thumb",
+                    "thumb_sha256": photo.thumb_sha256,
+                    "thumb_size": photo.thumb_size,
+                    "caption": photo.caption,
+                    "from": photo.contact.display_name,
+                    "from_contact_id": photo.contact_id,
+                    "added_at": iso(photo.decided_at or photo.created_at),
                 }
             )
-        residents.append(
-            {
-                "id": resident.id,
-                "first_name": resident.first_name,
-                "kind": resident.kind,
-                "language": resident.language,
-                # The resident's portrait on the picker ({url, sha256}; None: initials).
-                "portrait": portrait_entry(resident.portrait_id),
-                "contacts": contacts,
-                # Approved family photos, newest first (docs/photos.md).
-                "photos": photo_index(session, resident, {str(c["id"]) for c in contacts}),
-                # A child's own PIN, checked offline by the tablet (kiosk.session); youth only,
-                # "" until staff choose one.
-                **({"pin_hash": resident.pin_hash or ""} if resident.kind == "youth" else {}),
-            }
-        )
-    return {
-        "revision": tablet.config_revision,
-        "tablet": {"id": tablet.id, "name": tablet.name},
-        "home": {"id": tablet.home.id, "name": tablet.home.name, "timezone": tablet.home.timezone},
-        "residents": residents,
-        # The way out of the kiosk works offline: the tablet checks a staff PIN against these.
-        "staff_pins": staff_pins(session, tablet),
+    entries = {
+        r: _resident_entry(residents[r], [_contact_entry(a) for a in approvals[r]], photos[r])
+        for r in resident_ids
     }
+    pins: dict[str, list[dict[str, str]]] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    for tablet in tablets:
+        if tablet.id in assigned:
+            served = [residents[r] for r in assigned[tablet.id] if residents[r].active]
+        else:
+            served = by_home[tablet.home_id]
+        served = sorted(served, key=lambda r: (r.created_at, r.id))
+        if tablet.home_id not in pins:
+            pins[tablet.home_id] = staff_pins(session, tablet)
+        configs[tablet.id] = _config(
+            tablet,
+            homes[tablet.home_id],
+            [entries[r.id] for r in served],
+            pins[tablet.home_id],
+        )
+    return configs
 
 
 def bump_revisions(session: Session, tablet_ids: list[str]) -> None:
