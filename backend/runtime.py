@@ -44,6 +44,7 @@ class Backend:
         self.retention: RetentionJob | None = None
         # Every tablet's configuration published again after a start, in the background.
         self.republisher: RepublishJob | None = None
+        self._republish_lock = threading.Lock()
 
     def start(self) -> None:
         self.db.migrate()
@@ -89,12 +90,29 @@ class Backend:
         # may be gone: publish them all again, off the serving path (pages answer at once).
         self.republisher = RepublishJob(self.db, self.bridge)
         self.republisher.start()
+        # A change made while the broker was unreachable could not be published: when the
+        # connection comes back, republish (cheap: batched, about 1 s per 1,000 tablets).
+        self.bridge.on_reconnected = self._republish_after_reconnection
         from backend.services.retention import RetentionJob
 
         self.retention = RetentionJob(self.db)
         self.retention.start()
 
+    def _republish_after_reconnection(self) -> None:
+        bridge = self.bridge
+        if bridge is None:
+            return
+        with self._republish_lock:
+            running = self.republisher
+            if running is not None and not running.done.is_set():
+                return  # the one under way rebuilds every configuration from the database
+            log.info("broker connection back: republishing every configuration")
+            self.republisher = RepublishJob(self.db, bridge)
+            self.republisher.start()
+
     def stop(self) -> None:
+        if self.bridge is not None:
+            self.bridge.on_reconnected = None
         if self.republisher is not None:
             self.republisher.stop()
             self.republisher = None

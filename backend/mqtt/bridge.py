@@ -107,6 +107,10 @@ class Bridge:
         self.status_handlers: list[StatusHandler] = []
         self.replica_handlers: list[ReplicaHandler] = []
         self.signal_router: SignalRouter | None = None
+        # Called (from paho's thread: it must not block) when the connection comes back after a
+        # loss: changes published meanwhile failed, the backend republishes.
+        self.on_reconnected: Callable[[], None] | None = None
+        self._was_connected = False
         self.dropped = 0  # malformed messages dropped since start (for health and tests)
         self.stored = 0  # events this replica stored since start
         self.unacked = 0  # messages left unacknowledged (database down): redelivered later
@@ -216,6 +220,12 @@ class Bridge:
                 for channel in channels:
                     client.subscribe(protocol.subscription(channel), qos=protocol.QOS)
         self._connected.set()
+        if self._was_connected and self.on_reconnected is not None:
+            try:
+                self.on_reconnected()
+            except Exception:  # a callback never takes paho's network thread down
+                log.exception("reconnection callback failed")
+        self._was_connected = True
 
     def _on_disconnect(
         self,

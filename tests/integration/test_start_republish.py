@@ -335,3 +335,57 @@ def test_one_replica_republishes(
         assert raced
         for tablet_id in raced:
             assert held[tablet_id]["home"]["name"] == "Changée sur B", tablet_id
+
+
+# -- a change made while the broker is away -------------------------------------------------------
+
+
+def test_change_made_while_the_broker_is_down_reaches_the_tablets_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    """Staff revoke or rename while Mosquitto restarts: the publish fails, nothing is lost — when
+    the backend's connection comes back it republishes, and the broker holds the new version."""
+    from backend.mqtt.bridge import BrokerUnavailable
+    from tests.fixtures.mosquitto import free_port, running_mosquitto
+
+    database_url = f"sqlite:///{tmp_path / 'liens.db'}"
+    db = Database(database_url)
+    db.migrate()
+    ids = seed(db, tablets=20, per_home=10, residents=3)
+    home_id = home_of(db, sorted(ids)[0])
+    db.engine.dispose()
+    port = free_port()
+    workdir = tmp_path / "mosquitto"
+    with running_mosquitto(workdir, port=port) as broker:
+        url = broker.url
+        with running_backend(tmp_path / "data", mqtt_url=url, database_url=database_url) as rb:
+            job = rb.backend.republisher
+            assert job is not None and job.done.wait(60)
+            bridge = rb.backend.bridge
+            assert bridge is not None
+            broker.process.terminate()
+            broker.process.wait(10)
+            deadline = time.monotonic() + 10
+            while bridge.connected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not bridge.connected
+            try:
+                changed = rename_home(rb, home_id, "Changée sans courtier")
+            except BrokerUnavailable:
+                with rb.db.session() as s:
+                    home = s.get(Home, home_id)
+                    assert home is not None and home.name == "Changée sans courtier"
+                    changed = sorted(t.id for t in home.tablets if t.enrolled_at)
+            assert changed
+            with running_mosquitto(workdir, port=port) as again:
+                deadline = time.monotonic() + 60  # paho retries every 1..30 s
+                held: dict[str, Any] = {}
+                while time.monotonic() < deadline:
+                    held = retained_configs(again, len(ids), timeout=5)
+                    if all(
+                        held.get(t, {}).get("home", {}).get("name") == "Changée sans courtier"
+                        for t in changed
+                    ):
+                        break
+                for tablet_id in changed:
+                    assert held[tablet_id]["home"]["name"] == "Changée sans courtier", tablet_id
