@@ -176,6 +176,15 @@ class KioskCore:
         self._emit({"event": "enrolled", "tablet_id": credentials.tablet_id})
         self.start()
 
+    def prepare_start(self) -> None:
+        """Import what ``start()`` needs (the call engine: aiortc, FFmpeg), from any thread.
+
+        The app runs it off its main thread before ``start()``, so that these imports do not
+        hold up the first frame of the home (docs/kiosk.md, "Start-up").
+        """
+        if self.credentials is not None:
+            import kiosk.calls.engine  # noqa: F401
+
     def start(self) -> None:
         """Connect in the background (no-op before enrolment or when already started)."""
         if self.credentials is None or self.link is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -45,29 +46,32 @@ from screens.enrolment import enrolment  # noqa: E402
 from screens.home import home  # noqa: E402
 from screens.picker import KV_FILES as PICKER_KV_FILES  # noqa: E402
 from screens.picker import WhoIsHere  # noqa: E402
-from screens.request import KV_FILES as REQUEST_KV_FILES  # noqa: E402
-from screens.request import RequestFlow  # noqa: E402
-from screens.staff import KV_FILES as STAFF_KV_FILES  # noqa: E402
-from screens.staff import StaffFlow  # noqa: E402
 
 if TYPE_CHECKING:
     from kiosk.core import KioskCore
     from screens.call import incall, incoming, message, outgoing, supervise
+    from screens.request import RequestFlow
+    from screens.staff import StaffFlow
 
 log = logging.getLogger(__name__)
 
-# What the first screen needs; the call screens' kv files are loaded with them
-# (LiensApp.build_call_screens), once the home is on screen.
-KV_FILES = (
-    *COMPONENT_KV_FILES,
-    enrolment.KV_FILE,
-    home.KV_FILE,
-    *PICKER_KV_FILES,
-    *REQUEST_KV_FILES,
-    *STAFF_KV_FILES,
-)
-# Seconds after the first frame: the call screens are built then.
+# What the first screen needs (docs/kiosk.md, "Start-up"). The other screens' kv files are
+# loaded with them, once the home is on screen: enrolment (when enrolled), "Ask for a contact",
+# staff (LiensApp._build_later) and the calls (LiensApp.build_call_screens).
+KV_FILES = (*COMPONENT_KV_FILES, home.KV_FILE, *PICKER_KV_FILES)
+# Seconds after the first frame: the screens the home does not show are built then, one part a
+# frame (a touch in between is answered at once).
 AFTER_FIRST_FRAME_DELAY = 0.25
+# Seconds after the first frame: the call screens (numpy behind the video), one a frame; soon,
+# so that a resident's first call does not wait for them, but after the home answers touches.
+CALL_SCREENS_DELAY = 2.0
+CALL_SCREEN_NAMES = (
+    "call_outgoing",
+    "call_incoming",
+    "call_incall",
+    "call_message",
+    "call_supervise",
+)
 REFRESH_DELAY = 0.3  # seconds: bursts of MQTT events become one refresh
 ENDED_SECONDS = 3.0  # the sentence after a call, then home
 REFUSED_SECONDS = 20.0  # a refusal stays longer (it says when to call again); "Back" is there
@@ -123,9 +127,15 @@ class LiensApp(MDApp):
         self._stopped = False
         self.config_data: dict[str, Any] | None = None
         self.photo_paths: dict[str, str] = {}
-        self.enrolment_screen: enrolment.EnrolmentScreen | None = None
+        self._enrolment_screen: enrolment.EnrolmentScreen | None = None  # built when needed
         self.home_screen: home.HomeScreen | None = None
-        self._call_screens: dict[str, Any] | None = None  # built after the first frame
+        # Built after the first frame, or at once when first needed (docs/kiosk.md, "Start-up").
+        self._request_flow: RequestFlow | None = None
+        self._staff_flow: StaffFlow | None = None
+        self._call_screens: dict[str, Any] | None = None  # by name, as they are built
+        self._building_staff = False
+        self._first_frame_drawn = False
+        self._start_after_first_frame = False
         self.manager: MDScreenManager | None = None
         self.call: ShownCall | None = None
         self._pending_calls: list[dict[str, Any]] = []
@@ -141,7 +151,7 @@ class LiensApp(MDApp):
         i18n.set_language(language)
         calls = self._call_screens or {}
         for screen in (
-            self.enrolment_screen,
+            self._enrolment_screen,
             self.home_screen,
             calls.get("call_outgoing"),
             calls.get("call_incoming"),
@@ -163,77 +173,199 @@ class LiensApp(MDApp):
         i18n.set_language(self.language)
         load_kv_files()
 
-        self.enrolment_screen = enrolment.EnrolmentScreen(name="enrolment")
-        self.enrolment_screen.server_url = str(self.core.default_server_url or "")
-        self.enrolment_screen.bind(on_enrol_requested=self._on_enrol_requested)
+        # Only what the first screen needs; the rest is built after the first frame
+        # (_build_later), or at once when it is needed first.
+        self.manager = MDScreenManager()
+        if self.core.needs_enrolment:
+            self.enrolment_screen  # noqa: B018  (built now: the first screen, no transition)
         self.home_screen = home.HomeScreen(name="home")
         self.home_screen.bind(on_call_requested=self._on_call_requested)
-
-        self.manager = MDScreenManager()
-        for screen in (self.enrolment_screen, self.home_screen):
-            self.manager.add_widget(screen)
-        # "Demander un contact" (youth): its screens, routed home -> relation -> sent -> home.
-        self.request_flow = RequestFlow(
-            self.core, self.manager, self.home_screen, recorded=self.recorded
-        )
+        self.home_screen.bind(on_request_contact=self._on_early_request_contact)
+        self.manager.add_widget(self.home_screen)
         # Who is using the tablet: picker -> (a youth's PIN) -> that resident's home only.
         self.who = WhoIsHere(self, self.manager, self.home_screen)
-        # Lockdown's way out: corner gesture -> staff PIN -> staff screen (screens.staff).
-        self.staff_flow = StaffFlow(self, self.manager)
         # Activities (photos, a gentle game, the day and time): plug-ins, screens.activities.
         self.activities = ActivityHost(self, self.manager, self.home_screen)
+        # The staff gesture works from the first frame: a hold begun before the staff flow is
+        # built opens it (the flow's own gesture then answers; opening twice does nothing).
+        self._early_gesture = lockdown.CornerHold()
+        self._early_gesture.bind(on_hold=lambda _g: self.staff_flow.open())
+        self._early_gesture.install(Window)
         return self.manager
 
     def on_start(self) -> None:
         self.core.set_listener(self._on_core_event)
         if self.core.needs_enrolment:
-            self.manager.current = "enrolment"
+            self._show_enrolment()
         else:
             self._go_home()
         self._clock_event = Clock.schedule_interval(lambda _dt: self._tick(), 1.0)
-        # The call screens (PyAV and numpy behind the video) are not needed for the first
-        # frame: built just after it, or at once when a call comes first.
+        # The other screens are not needed for the first frame: built just after it.
         Window.bind(on_flip=self._after_first_frame)
 
     def _after_first_frame(self, *_args: Any) -> None:
         Window.unbind(on_flip=self._after_first_frame)
-        Clock.schedule_once(lambda _dt: self.build_call_screens(), AFTER_FIRST_FRAME_DELAY)
+        self._first_frame_drawn = True
+        if self._start_after_first_frame:
+            self._start_core()
+        Clock.schedule_once(lambda _dt: self._build_later(), AFTER_FIRST_FRAME_DELAY)
+        Clock.schedule_once(lambda _dt: self._build_call_screens_later(), CALL_SCREENS_DELAY)
+
+    def _build_later(self, step: int = 0) -> None:
+        """The screens the home does not show, one part a frame: the enrolment screen, the
+        staff's way out (the corner gesture, the brightness), "Ask for a contact"."""
+        if self._stopped or self.manager is None:
+            return
+        parts = self._later_parts()
+        parts[step]()
+        if step + 1 < len(parts):
+            Clock.schedule_once(lambda _dt: self._build_later(step + 1), 0)
+
+    def _later_parts(self) -> tuple[Callable[[], Any], ...]:
+        return (
+            lambda: self.enrolment_screen,
+            lambda: self.staff_flow,
+            lambda: self.request_flow,
+        )
+
+    def _build_call_screens_later(self, step: int = 0) -> None:
+        if self._stopped or self.manager is None:
+            return
+        names = CALL_SCREEN_NAMES
+        self._call_screen(names[step])
+        if step + 1 < len(names):
+            Clock.schedule_once(lambda _dt: self._build_call_screens_later(step + 1), 0)
+
+    # --- the screens built after the first frame, or when first needed -------------------------
+
+    @property
+    def enrolment_screen(self) -> enrolment.EnrolmentScreen:
+        if self._enrolment_screen is None:
+            load_kv_files((enrolment.KV_FILE,))
+            screen = enrolment.EnrolmentScreen(name="enrolment")
+            screen.server_url = str(self.core.default_server_url or "")
+            screen.bind(on_enrol_requested=self._on_enrol_requested)
+            self._enrolment_screen = screen
+            if self.manager is not None:
+                self.manager.add_widget(screen)
+        return self._enrolment_screen
+
+    def _show_enrolment(self) -> None:
+        if self.manager is not None:
+            self.enrolment_screen  # noqa: B018  (built if it was not yet)
+            self.manager.current = "enrolment"
+
+    @property
+    def request_flow(self) -> RequestFlow:
+        """ "Demander un contact" (youth): its screens, routed home -> relation -> sent -> home."""
+        if self._request_flow is None:
+            from screens.request import KV_FILES as REQUEST_KV_FILES
+            from screens.request import RequestFlow
+
+            load_kv_files(REQUEST_KV_FILES)
+            self._request_flow = RequestFlow(
+                self.core, self.manager, self.home_screen, recorded=self.recorded
+            )
+        return self._request_flow
+
+    def _on_early_request_contact(self, home_screen: Any, *args: Any) -> None:
+        # A youth's tap before the flow was built: build it and let it answer (its own
+        # binding answers the next ones; answering twice is harmless).
+        if self._request_flow is None:
+            self.request_flow._on_request_contact(home_screen, *args)
+        home_screen.unbind(on_request_contact=self._on_early_request_contact)
+
+    @property
+    def staff_flow(self) -> StaffFlow:
+        """Lockdown's way out: corner gesture -> staff PIN -> staff screen (screens.staff)."""
+        if self._staff_flow is None:
+            from screens.staff import KV_FILES as STAFF_KV_FILES
+            from screens.staff import StaffFlow
+
+            self.enrolment_screen  # noqa: B018  (staff may send the tablet back to enrolment)
+            load_kv_files(STAFF_KV_FILES)
+            # The in-call volume buttons are bound once the in-call screen exists
+            # (_bind_hearing): building the staff flow does not build the call screens.
+            self._building_staff = True
+            try:
+                self._staff_flow = StaffFlow(self, self.manager)
+            finally:
+                self._building_staff = False
+            self._bind_hearing()
+        return self._staff_flow
+
+    def _bind_hearing(self) -> None:
+        """Give the staff flow's hearing the in-call screen, once both exist."""
+        flow, incall_screen = self._staff_flow, (self._call_screens or {}).get("call_incall")
+        if flow is None or incall_screen is None or flow.hearing.incall is not None:
+            return
+        from screens.staff.hearing import HearingFlow
+
+        flow.staff_screen.unbind(on_hearing_changed=flow.hearing._on_hearing_changed)
+        flow.hearing = HearingFlow(self, flow.staff_screen, self.core)
 
     # --- the call screens, built after the first frame ----------------------------------------
 
     def build_call_screens(self) -> dict[str, Any]:
-        """Build the five call screens once (kv files, imports, bindings); return them by name."""
-        if self._call_screens is not None:
-            return self._call_screens
+        """Build every screen not built yet: the five call screens (kv files, imports,
+        bindings), and the others built after the first frame (enrolment, staff, "Ask for a
+        contact"), as before the first frame they all were; return the call screens by name.
+        """
+        if self.manager is not None:
+            for part in self._later_parts():
+                part()
+        for name in CALL_SCREEN_NAMES:
+            self._build_call_screen(name)
+        assert self._call_screens is not None
+        return self._call_screens
+
+    def _build_call_screen(self, name: str) -> Any:
+        if self._call_screens is not None and name in self._call_screens:
+            return self._call_screens[name]
         from screens.call import KV_FILES as CALL_KV_FILES
         from screens.call import incall, incoming, message, outgoing, supervise
 
         load_kv_files(CALL_KV_FILES)
-        outgoing_screen = outgoing.OutgoingCallScreen(name="call_outgoing")
-        outgoing_screen.bind(on_cancel_requested=self._on_hang_up_requested)
-        incoming_screen = incoming.IncomingCallScreen(name="call_incoming")
-        incoming_screen.bind(
-            on_answer_requested=self._on_answer_requested,
-            on_decline_requested=self._on_decline_requested,
-        )
-        incall_screen = incall.InCallScreen(name="call_incall")
-        incall_screen.bind(on_hang_up_requested=self._on_hang_up_requested)
-        message_screen = message.CallMessageScreen(name="call_message")
-        message_screen.bind(on_back_requested=lambda _screen: self._back_home())
-        # Supervised calls: a staff PIN before dialling or answering (screens.call.supervise).
-        supervise_screen = supervise.SupervisionScreen(name="call_supervise")
-        supervise_screen.bind(
-            on_pin_entered=self._on_pin_entered, on_cancel_requested=self._on_hang_up_requested
-        )
-        screens = (outgoing_screen, incoming_screen, incall_screen, message_screen)
-        self._call_screens = {s.name: s for s in (*screens, supervise_screen)}
+        screen: Any
+        if name == "call_outgoing":
+            screen = outgoing.OutgoingCallScreen(name=name)
+            screen.bind(on_cancel_requested=self._on_hang_up_requested)
+        elif name == "call_incoming":
+            screen = incoming.IncomingCallScreen(name=name)
+            screen.bind(
+                on_answer_requested=self._on_answer_requested,
+                on_decline_requested=self._on_decline_requested,
+            )
+        elif name == "call_incall":
+            screen = incall.InCallScreen(name=name)
+            screen.bind(on_hang_up_requested=self._on_hang_up_requested)
+        elif name == "call_message":
+            screen = message.CallMessageScreen(name=name)
+            screen.bind(on_back_requested=lambda _screen: self._back_home())
+        elif name == "call_supervise":
+            # Supervised calls: a staff PIN before dialling or answering (screens.call.supervise).
+            screen = supervise.SupervisionScreen(name=name)
+            screen.bind(
+                on_pin_entered=self._on_pin_entered,
+                on_cancel_requested=self._on_hang_up_requested,
+            )
+        else:
+            raise KeyError(name)
+        if self._call_screens is None:
+            self._call_screens = {}
+        self._call_screens[name] = screen
         if self.manager is not None:
-            for screen in self._call_screens.values():
-                self.manager.add_widget(screen)
-        return self._call_screens
+            self.manager.add_widget(screen)
+        if name == "call_incall":
+            self._bind_hearing()
+        return screen
 
     def _call_screen(self, name: str) -> Any:
-        return self.build_call_screens()[name] if self.manager is not None else None
+        if self.manager is None:
+            return None
+        if self._building_staff:
+            return (self._call_screens or {}).get(name)  # see staff_flow
+        return self._build_call_screen(name)
 
     @property
     def outgoing_screen(self) -> outgoing.OutgoingCallScreen | None:
@@ -277,12 +409,42 @@ class LiensApp(MDApp):
     def _go_home(self) -> None:
         # Start first: the core reports "offline" until it tries, and the resident should see
         # the offline line only when the network is really missing.
-        self.core.start()
+        self._start_core()
         self._pending_config = self.core.config
         self._pending_state = self.core.connection_state
         self._apply_core_state()
         self._tick()
         self.who.show_start()
+
+    def _start_core(self) -> None:
+        """``core.start()``; a core with ``prepare_start`` (KioskCore: the call engine's imports,
+        aiortc and FFmpeg) first has it run off the main thread, so the home is drawn meanwhile.
+        """
+        prepare = getattr(self.core, "prepare_start", None)
+        if not callable(prepare):
+            self.core.start()
+            return
+        if not self._first_frame_drawn:
+            self._start_after_first_frame = True  # the import would slow the home's first frame
+            return
+
+        def work() -> None:
+            try:
+                prepare()
+            except Exception:
+                log.exception("could not prepare the core's start")  # start() says it again
+            Clock.schedule_once(lambda _dt: self._core_prepared(), 0)
+
+        threading.Thread(target=work, name="liens-start", daemon=True).start()
+
+    def _core_prepared(self) -> None:
+        if self._stopped:
+            return
+        self.core.start()
+        with self._lock:
+            if self._pending_state is None:
+                self._pending_state = self.core.connection_state
+        self._refresh_trigger()
 
     # --- lockdown (the proper kiosk lockdown is a later issue) --------------------------------
 
@@ -341,9 +503,9 @@ class LiensApp(MDApp):
                 self.home_screen.has_config = False
                 self.home_screen.sections = []
             self.who.update(None, {})
-            if self.core.needs_enrolment and self.manager is not None:
+            if self.core.needs_enrolment:
                 # Staff retired the tablet: the core forgot its credentials; ask to enrol again.
-                self.manager.current = "enrolment"
+                self._show_enrolment()
         elif config is not None:
             self.config_data = config
             self._show_config(config)
@@ -644,7 +806,7 @@ class LiensApp(MDApp):
         Clock.schedule_once(lambda _dt: self._enrol_done(reason), 0)
 
     def _enrol_done(self, reason: str) -> None:
-        screen = self.enrolment_screen
+        screen = self._enrolment_screen
         if screen is None:
             return
         screen.busy = False
@@ -678,6 +840,6 @@ def run(core: KioskCore | Any, *, fullscreen: bool = True) -> None:
     """Run the tablet app over ``core`` until the app is stopped (``liens kiosk``)."""
     app = LiensApp(core, fullscreen=fullscreen)
     app.run()
-    if getattr(getattr(app, "staff_flow", None), "left_by_staff", False):
+    if getattr(app._staff_flow, "left_by_staff", False):
         # Staff left the kiosk: a status systemd does not restart on (deploy/kiosk/).
         raise SystemExit(lockdown.STAFF_EXIT_STATUS)
