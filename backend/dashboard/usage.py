@@ -26,6 +26,7 @@ from backend.dashboard.common import actor, language, page, see_other, tr
 from backend.models import (
     Approval,
     ApprovalStatus,
+    Contact,
     Home,
     Resident,
     StaffRole,
@@ -64,13 +65,12 @@ def resident_page(
     since = last_call or resident.created_at.astimezone(ZoneInfo(home.timezone)).date()
     silent_days = (today - since).days
     contacts = sorted(
-        (
-            a.contact.display_name
-            for a in session.scalars(
-                select(Approval).where(
-                    Approval.resident_id == resident.id,
-                    Approval.status == ApprovalStatus.APPROVED.value,
-                )
+        session.scalars(
+            select(Contact.display_name)
+            .join(Approval, Approval.contact_id == Contact.id)
+            .where(
+                Approval.resident_id == resident.id,
+                Approval.status == ApprovalStatus.APPROVED.value,
             )
         ),
         key=str.lower,

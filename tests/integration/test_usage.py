@@ -179,8 +179,14 @@ def test_resident_charts_add_rolled_up_days_and_todays_detail(
     # Columns: Memory game, Photos (sorted by key), then the total.
     assert activities[last_week] == [1, 2, 3]
     assert activities[week_label(today)] == [0, 1, 1]
-    # Real charts from pygal, inline, named for screen readers, with no script from anywhere.
-    assert html.count('class="pygal-chart"') == 3
+    # Real charts, inline SVG, named for screen readers, with no script from anywhere; the
+    # bars carry the same figures as the table (one named rect per week and series with a value).
+    assert html.count('class="bar-chart"') == 3
+    calls_svg = re.search(r'<figure class="chart" id="resident-calls".*?</svg>', html, re.S)
+    assert calls_svg and calls_svg.group(0).count('<rect class="bar"') == sum(
+        1 for values in calls.values() for v in values if v
+    )
+    assert f"<title>Passés, {last_week}: 3</title>" in calls_svg.group(0)
     assert 'role="img" aria-label="Appels par semaine"' in html
     assert "<script" not in html.split("<main", 1)[1]
     assert "Aucun appel depuis" not in html  # Marcel called today
