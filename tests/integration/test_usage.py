@@ -179,14 +179,21 @@ def test_resident_charts_add_rolled_up_days_and_todays_detail(
     # Columns: Memory game, Photos (sorted by key), then the total.
     assert activities[last_week] == [1, 2, 3]
     assert activities[week_label(today)] == [0, 1, 1]
-    # Real charts, inline SVG, named for screen readers, with no script from anywhere; the
-    # bars carry the same figures as the table (one named rect per week and series with a value).
-    assert html.count('class="bar-chart"') == 3
+    # Real charts from pygal, inline, named for screen readers, with no script from anywhere;
+    # the bars carry the same figures as the table: pygal draws one rect per series and week,
+    # series after series, each as tall as its value on the same scale.
+    assert html.count('class="pygal-chart"') == 3
     calls_svg = re.search(r'<figure class="chart" id="resident-calls".*?</svg>', html, re.S)
-    assert calls_svg and calls_svg.group(0).count('<rect class="bar"') == sum(
-        1 for values in calls.values() for v in values if v
-    )
-    assert f"<title>Passés, {last_week}: 3</title>" in calls_svg.group(0)
+    assert calls_svg and "<title>Appels par semaine</title>" in calls_svg.group(0)
+    heights = [
+        float(h)
+        for h in re.findall(r'<rect [^>]*height="([0-9.]+)"[^>]*class="rect ', calls_svg.group(0))
+    ]
+    values = [week[series] for series in range(3) for week in calls.values()]
+    assert len(heights) == len(values) == 36
+    unit = max(heights) / max(values)
+    assert heights == pytest.approx([v * unit for v in values])
+    assert "<desc" not in calls_svg.group(0)  # the tooltips' data: no script reads it
     assert 'role="img" aria-label="Appels par semaine"' in html
     assert "<script" not in html.split("<main", 1)[1]
     assert "Aucun appel depuis" not in html  # Marcel called today
