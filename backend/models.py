@@ -120,6 +120,11 @@ class Resident(Base):
     # The portrait staff uploaded: the SHA-256 of its JPEG in the portrait store (None: initials).
     portrait_id: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The last local day in usage_daily with a call made or answered (None: none rolled up):
+    # what the isolation alerts read, one value per resident instead of a search through the
+    # usage rows. Derived: backend.services.rollup.upsert keeps it equal to
+    # max(usage_daily.day) over the resident's days with a call, whatever writes the rows.
+    last_call_day: Mapped[date | None] = mapped_column(Date, nullable=True, default=None)
 
     home: Mapped[Home] = relationship(back_populates="residents")
     approvals: Mapped[list[Approval]] = relationship(back_populates="resident")

@@ -41,7 +41,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.models import (
@@ -374,7 +374,35 @@ def upsert(session: Session, home_id: str, figures: dict[DayKey, Figures]) -> in
     )
     for chunk in _chunks(rows, 500):
         session.execute(statement, chunk)
+    refresh_last_call_days(session, {rid for rid, _day in figures})
     return len(rows)
+
+
+def refresh_last_call_days(session: Session, resident_ids: Iterable[str] | None) -> None:
+    """Set ``Resident.last_call_day`` to the last day of ``usage_daily`` with a call made or
+    answered, for these residents (None: every resident).
+
+    Recomputed from the rows rather than moved forward: a day written again with fewer calls
+    (never seen, but possible) leaves the right value too. One backward step per resident in
+    the partial index ``ix_usage_daily_calls``. :func:`upsert` calls it for the residents it
+    wrote; anything else that writes ``usage_daily`` in bulk (a bench's COPY) must call it.
+    """
+    last_day = (
+        select(func.max(UsageDaily.day))
+        .where(
+            UsageDaily.resident_id == Resident.id,
+            or_(UsageDaily.calls_made > 0, UsageDaily.calls_received > 0),
+        )
+        .correlate(Resident)
+        .scalar_subquery()
+    )
+    statement = update(Resident).values(last_call_day=last_day)
+    if resident_ids is None:
+        session.execute(statement)
+        return
+    # A stable order, so that two transactions updating the same residents never deadlock.
+    for chunk in _chunks(sorted(set(resident_ids)), 500):
+        session.execute(statement.where(Resident.id.in_(chunk)))
 
 
 def earliest_detail_day(session: Session, home: Home) -> date | None:

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 WEEKS = 12  # what the charts and the CSV show by default
 DETAIL_DAYS = 2  # isolation alerts read the call log this far back; usage_daily before that
 MAX_WEEKS = 104
-FEW_HOMES = 20  # isolation alerts: up to this many homes, their recent call days by home
 
 
 @dataclass
@@ -335,21 +334,12 @@ def isolation_alerts(
     }
     if not homes:
         return []
-    had_a_call = or_(UsageDaily.calls_made > 0, UsageDaily.calls_received > 0)
     # Homes by the first day that keeps a resident off the list (today - N + 1): usually one
     # group (same N, same time zone), so one query whatever the number of homes.
     groups: dict[date, list[str]] = {}
     for home in homes.values():
         today = now.astimezone(ZoneInfo(home.timezone)).date()
         groups.setdefault(today - timedelta(days=home.isolation_days - 1), []).append(home.id)
-    # The last rolled-up day with a call: one backward step in the partial index
-    # ix_usage_daily_calls (migration 0009), evaluated for the candidates only.
-    last_day = (
-        select(func.max(UsageDaily.day))
-        .where(UsageDaily.resident_id == Resident.id, had_a_call)
-        .correlate(Resident)
-        .scalar_subquery()
-    )
     # Calls not rolled up yet: the roll-up runs every hour (backend/services/retention.py), so
     # only today and, just after midnight, yesterday are missing from usage_daily. One step in
     # ix_calls_resident_created per candidate, in the same query (no list of ids sent back).
@@ -368,31 +358,32 @@ def isolation_alerts(
     )
     candidates: list[Any] = []
     for keep_from, ids in groups.items():
-        # Residents with a rolled-up call since keep_from are not candidates: NOT IN over the
-        # recent call days, which PostgreSQL hashes once, instead of one look-up per resident.
-        # For a few homes, their rows through ix_usage_daily_home_day; for many (a
-        # département: 28,000 call days a week), every home's recent call days read from the
-        # partial index ix_usage_daily_call_days alone (an index-only scan, 3x faster than
-        # fetching those rows to check their home; the outer query keeps to these homes).
-        called = select(UsageDaily.resident_id).where(UsageDaily.day >= keep_from, had_a_call)
-        if len(ids) <= FEW_HOMES:
-            called = called.where(UsageDaily.home_id.in_(ids))
-        candidates += session.execute(
-            select(
-                Resident.id,
-                Resident.first_name,
-                Resident.last_name,
-                Resident.home_id,
-                Resident.created_at,
-                last_day.label("last_day"),
-                recent_call.label("recent_call"),
-            ).where(Resident.active, Resident.home_id.in_(ids), Resident.id.not_in(called))
-        ).all()
+        # The last rolled-up day with a call is kept on the resident's row by the roll-up
+        # (Resident.last_call_day, migration 0010): the candidates are one scan of the homes'
+        # residents, whatever the number of usage rows.
+        query = select(
+            Resident.id,
+            Resident.first_name,
+            Resident.last_name,
+            Resident.home_id,
+            Resident.created_at,
+            Resident.last_call_day,
+            recent_call.label("recent_call"),
+        ).where(
+            Resident.active,
+            or_(Resident.last_call_day.is_(None), Resident.last_call_day < keep_from),
+        )
+        if home_ids is not None or len(groups) > 1:
+            query = query.where(Resident.home_id.in_(ids))
+        candidates += session.execute(query).all()
     if not candidates:
         return []
     alerts: list[IsolationAlert] = []
     for rid, first, last, home_id, created_at, rolled_day, detail in candidates:
-        home = homes[home_id]
+        found = homes.get(home_id)
+        if found is None:  # a home added since they were read
+            continue
+        home = found
         zone = ZoneInfo(home.timezone)
         today = now.astimezone(zone).date()
         last_call: date | None = rolled_day
@@ -449,12 +440,7 @@ def last_call_day(
     """The local day of the resident's last call made or answered (None: none on record)."""
     now = now or utcnow()
     zone = ZoneInfo(resident.home.timezone)
-    rolled = session.scalar(
-        select(func.max(UsageDaily.day)).where(
-            UsageDaily.resident_id == resident.id,
-            or_(UsageDaily.calls_made > 0, UsageDaily.calls_received > 0),
-        )
-    )
+    rolled = resident.last_call_day  # kept by the roll-up (rollup.refresh_last_call_days)
     detail = session.scalar(
         select(func.max(Call.created_at)).where(
             Call.resident_id == resident.id,

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from backend.auth import accounts
 from backend.models import Resident, Tablet, UsageDaily
-from backend.services import directory
+from backend.services import directory, rollup
 from tests.helpers import RunningBackend
 
 DOCS_SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
@@ -74,6 +74,9 @@ def seed(backend: RunningBackend) -> dict[str, Any]:
                 activities={},
             )
         )
+        # Written here row by row, not by the roll-up: the residents' last call days with them.
+        s.flush()
+        rollup.refresh_last_call_days(s, [marcel, odette, lucien])
         tablet = s.get(Tablet, ids["tablet"])
         assert tablet is not None
         tablet.enrolled_at, tablet.online, tablet.last_seen = now, False, now - timedelta(hours=5)
