@@ -5,8 +5,9 @@
 Each app runs in a fresh process under its own Xvfb (1280x800). Measured, per app:
 
 - ``start_s``: from just before the process is spawned to the first frame drawn (the window's
-  ``on_flip``) that shows the home screen with its contact tiles (the bare app: its first frame
-  with its one ``MDLabel``); imports, kv loading and the GL context are all inside;
+  ``on_flip``) that shows the home screen with its six contact tiles, each with its portrait
+  (640 px JPEGs, as the photo cache holds them); the bare app: its first frame with its one
+  ``MDLabel``; imports, kv loading, image decoding and the GL context are all inside;
 - ``idle_cpu_percent``: the process's CPU time (every thread) over ``--idle-seconds`` of idle
   home screen, from ``SETTLE_SECONDS`` after the first frame, as a percentage of one core;
   ``idle_frames_per_s``: frames drawn meanwhile (0 when nothing on screen moves);
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 SETTLE_SECONDS = 5.0  # from the first frame to the start of the idle measure
 
 
-def child(kind: str, spawned_at: float, idle_seconds: float) -> None:
+def child(kind: str, spawned_at: float, idle_seconds: float, photos_dir: Path) -> None:
     report: dict[str, Any] = {"kind": kind}
     marks: dict[str, float] = {"python": time.time() - spawned_at}
     os.environ.setdefault("KIVY_NO_ARGS", "1")
@@ -75,19 +76,26 @@ def child(kind: str, spawned_at: float, idle_seconds: float) -> None:
 
     else:
         from screens.app import LiensApp
-        from tests.ui.driver import SIX_CONTACTS
-        from tests.ui.fake_core import FakeCore, config
+        from tests.ui.fake_core import SIX_CONTACTS, FakeCore, config
 
         marks["imports"] = time.time() - spawned_at
-        core = FakeCore(config=config([("r1", "Jeanne", SIX_CONTACTS)]), connection_state="online")
+        # Every contact has its portrait, as the tablet's photo cache gives them (640 px JPEG).
+        portraits = {c["id"]: str(photos_dir / f"{c['id']}.jpg") for c in SIX_CONTACTS}
+        core = FakeCore(
+            config=config([("r1", "Jeanne", SIX_CONTACTS)]),
+            connection_state="online",
+            photo_paths=portraits,
+        )
         app = LiensApp(core, fullscreen=False)
         app.bind(on_start=lambda *_a: marks.__setitem__("built", time.time() - spawned_at))
 
         def ready() -> bool:
-            return (
-                app.manager is not None
-                and app.manager.current == "home"
-                and len(app.home_screen.tiles()) == 6
+            if app.manager is None or app.manager.current != "home":
+                return False
+            tiles = app.home_screen.tiles()
+            # The six tiles, each showing its portrait (decoded, on a texture).
+            return len(tiles) == 6 and all(
+                t.photo and t.ids.photo.texture is not None for t in tiles
             )
 
     def on_flip(*_args: Any) -> None:
@@ -157,7 +165,22 @@ def _xvfb() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f":{number}"
 
 
-def measure(kind: str, idle_seconds: float, kivy_home: Path) -> dict[str, Any]:
+def write_portraits(folder: Path) -> None:
+    """Six 640 px JPEG portraits (the size the backend makes for tablets), one per contact."""
+    from PIL import Image, ImageDraw
+
+    from tests.ui.fake_core import SIX_CONTACTS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, contact in enumerate(SIX_CONTACTS):
+        image = Image.new("RGB", (640, 640), (200 - 20 * n, 170, 120 + 15 * n))
+        draw = ImageDraw.Draw(image)
+        draw.ellipse((150, 80, 490, 460), fill=(233, 196, 160))
+        draw.rectangle((90, 470, 550, 640), fill=(52, 96, 140 + 10 * n))
+        image.save(folder / f"{contact['id']}.jpg", quality=85)
+
+
+def measure(kind: str, idle_seconds: float, kivy_home: Path, photos_dir: Path) -> dict[str, Any]:
     xvfb, display = _xvfb()
     env = dict(os.environ)
     env.update(
@@ -171,6 +194,7 @@ def measure(kind: str, idle_seconds: float, kivy_home: Path) -> dict[str, Any]:
         spawned_at = time.time()
         cmd = [sys.executable, "-m", "bench.kiosk_start", "--child", kind]
         cmd += ["--spawned-at", repr(spawned_at), "--idle-seconds", str(idle_seconds)]
+        cmd += ["--photos", str(photos_dir)]
         out = subprocess.run(
             cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180 + idle_seconds
         ).stdout
@@ -187,17 +211,20 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="bare/kiosk pairs, one after another")
     parser.add_argument("--child", choices=("bare", "kiosk"))
     parser.add_argument("--spawned-at", type=float, default=0.0)
+    parser.add_argument("--photos", type=Path, default=Path("."))
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.spawned_at, args.idle_seconds)
+        child(args.child, args.spawned_at, args.idle_seconds, args.photos)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
+        photos_dir = Path(tmp) / "photos"
+        write_portraits(photos_dir)
         # A first, unmeasured start of each warms the disk cache for both alike.
         for kind in ("bare", "kiosk"):
-            measure(kind, 0.5, Path(tmp) / "warm")
+            measure(kind, 0.5, Path(tmp) / "warm", photos_dir)
         for run in range(args.runs):
-            bare = measure("bare", args.idle_seconds, Path(tmp) / f"bare-{run}")
-            kiosk = measure("kiosk", args.idle_seconds, Path(tmp) / f"kiosk-{run}")
+            bare = measure("bare", args.idle_seconds, Path(tmp) / f"bare-{run}", photos_dir)
+            kiosk = measure("kiosk", args.idle_seconds, Path(tmp) / f"kiosk-{run}", photos_dir)
 
             def ratio(key: str, kiosk: dict[str, Any] = kiosk, bare: dict[str, Any] = bare) -> Any:
                 a, b = kiosk.get(key), bare.get(key)

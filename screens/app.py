@@ -42,6 +42,7 @@ from screens import lockdown  # noqa: E402
 from screens.activities.host import ActivityHost  # noqa: E402
 from screens.call.sentences import ended_sentence, refused_sentence  # noqa: E402
 from screens.components import KV_FILES as COMPONENT_KV_FILES  # noqa: E402
+from screens.components.scheme import KioskThemeManager  # noqa: E402
 from screens.enrolment import enrolment  # noqa: E402
 from screens.home import home  # noqa: E402
 from screens.picker import KV_FILES as PICKER_KV_FILES  # noqa: E402
@@ -114,6 +115,8 @@ class LiensApp(MDApp):
 
     def __init__(self, core: KioskCore | Any, *, fullscreen: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # The Material colour scheme read, not computed, at each start (0.3 s): see its module.
+        self.theme_cls = KioskThemeManager()
         self.title = "Liens"
         self.core = core
         self.fullscreen = fullscreen
@@ -213,7 +216,8 @@ class LiensApp(MDApp):
 
     def _build_later(self, step: int = 0) -> None:
         """The screens the home does not show, one part a frame: the enrolment screen, the
-        staff's way out (the corner gesture, the brightness), "Ask for a contact"."""
+        staff's way out (the corner gesture, the brightness), "Ask for a contact", the
+        activities' screens."""
         if self._stopped or self.manager is None:
             return
         parts = self._later_parts()
@@ -226,6 +230,7 @@ class LiensApp(MDApp):
             lambda: self.enrolment_screen,
             lambda: self.staff_flow,
             lambda: self.request_flow,
+            self.activities.build_screens,
         )
 
     def _build_call_screens_later(self, step: int = 0) -> None:

@@ -1,7 +1,8 @@
 """The activities on a resident's home, and what happens when one is opened and left.
 
-``ActivityHost`` is created by the app once. It loads the activities' kv files, adds every
-activity's screen to the screen manager and a row of tiles to the home's ``activities_slot``.
+``ActivityHost`` is created by the app once. It adds a row of tiles to the home's
+``activities_slot`` at once, and each activity's screen (with its kv file) to the screen manager
+after the home's first frame (``build_screens``), or when the activity is first opened.
 The row follows the home: when the home shows one resident's section, the row shows the
 activities for that resident's audience ("youth" for a child, "senior" otherwise); when nobody
 is chosen, nothing.
@@ -51,13 +52,9 @@ class ActivityHost:
         self.manager = manager
         self.home_screen = home_screen
         self.activities = discover()
-        load_kv_files(self.activities)
+        load_kv_files([])  # the row's; each activity's own with its screen
+        # Built after the home's first frame (build_screens), or when first opened.
         self.screens: dict[str, ActivityScreen] = {}
-        for activity in self.activities:
-            screen = activity.screen(name=activity.screen_name)
-            screen.bind(on_back_requested=lambda _s: self.go_home())
-            manager.add_widget(screen)
-            self.screens[activity.key] = screen
         self.row = ActivityRow()
         self.row.bind(on_activity_chosen=lambda _row, key: self.open(key))
         home_screen.ids.activities_slot.add_widget(self.row)
@@ -70,6 +67,25 @@ class ActivityHost:
         app.bind(language=lambda *_a: self._on_language())
         manager.bind(current=self._on_current)
         self.refresh()
+
+    # --- the activities' screens ------------------------------------------------------------------
+
+    def screen(self, key: str) -> ActivityScreen:
+        """The screen of activity ``key``, built (with its kv file) the first time."""
+        screen = self.screens.get(key)
+        if screen is None:
+            activity = next(a for a in self.activities if a.key == key)
+            load_kv_files([activity])
+            screen = activity.screen(name=activity.screen_name)
+            screen.bind(on_back_requested=lambda _s: self.go_home())
+            self.manager.add_widget(screen)
+            self.screens[key] = screen
+        return screen
+
+    def build_screens(self) -> None:
+        """Every activity's screen not built yet (the app calls it after the first frame)."""
+        for activity in self.activities:
+            self.screen(activity.key)
 
     # --- the home's row ------------------------------------------------------------------------
 
@@ -102,7 +118,7 @@ class ActivityHost:
         if self.audience() not in activity.audiences:
             return
         context = self._context()
-        screen = self.screens[key]
+        screen = self.screen(key)
         try:
             screen.begin(context)
         except Exception:

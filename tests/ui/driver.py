@@ -37,7 +37,8 @@ from kivymd.uix.label import MDLabel  # noqa: E402
 from screens.app import LiensApp  # noqa: E402
 from screens.components import palette  # noqa: E402
 from screens.components.palette import contrast_ratio  # noqa: E402
-from tests.ui.fake_core import FakeCore, config, contact  # noqa: E402
+from screens.components.scheme import computed_scheme, scheme_colours, scheme_key  # noqa: E402
+from tests.ui.fake_core import SIX_CONTACTS, FakeCore, config, contact  # noqa: E402
 from tests.ui.limits import GIVE_UP_SECONDS  # noqa: E402
 
 Steps = Generator[float, None, None]
@@ -138,16 +139,6 @@ def tile_names(app: LiensApp) -> list[str]:
     return [t.name for t in app.home_screen.tiles()]
 
 
-SIX_CONTACTS = [
-    contact("c1", "ap-1", "Marie Dupont", "Fille"),
-    contact("c2", "ap-2", "Jean-Pierre Martin", "Fils"),
-    contact("c3", "ap-3", "Lucie", "Petite-fille"),
-    contact("c4", "ap-4", "Thomas Bernard", "Petit-fils"),
-    contact("c5", "ap-5", "Françoise Petit", "Sœur"),
-    contact("c6", "ap-6", "Dr Moreau", "Médecin"),
-]
-
-
 # --- scenarios ---------------------------------------------------------------------------------
 
 
@@ -176,6 +167,11 @@ def scenario_home(out_dir: Path) -> tuple[FakeCore, Callable[..., Steps]]:
             for name, (text, background) in palette.TEXT_PAIRS.items()
         }
         result["connection_text_at_start"] = app.home_screen.connection_text
+        # The kiosk's stored colour scheme is what KivyMD computes (screens.components.scheme).
+        key, colours = computed_scheme(app.theme_cls.theme_style)
+        result["scheme_stored_is_computed"] = (
+            scheme_key(app.theme_cls) == key and scheme_colours(app.theme_cls) == colours
+        )
         result["date_text"] = app.home_screen.date_text
         result["time_text"] = app.home_screen.time_text
         result["screenshot"] = screenshot(out_dir, "home.png")

@@ -136,3 +136,14 @@ def config(
             for rid, first_name, contacts in residents
         ],
     }
+
+
+# Here, not in tests.ui.driver: bench.kiosk_start uses it without the driver's test imports.
+SIX_CONTACTS = [
+    contact("c1", "ap-1", "Marie Dupont", "Fille"),
+    contact("c2", "ap-2", "Jean-Pierre Martin", "Fils"),
+    contact("c3", "ap-3", "Lucie", "Petite-fille"),
+    contact("c4", "ap-4", "Thomas Bernard", "Petit-fils"),
+    contact("c5", "ap-5", "Françoise Petit", "Sœur"),
+    contact("c6", "ap-6", "Dr Moreau", "Médecin"),
+]

@@ -39,6 +39,12 @@ def test_tap_on_tile_dispatches_call_requested_and_records_it(scenario):
     assert result["records"] == [["call_requested", {"approval_id": "ap-2", "resident_id": "r1"}]]
 
 
+def test_stored_colour_scheme_is_the_one_kivymd_computes(scenario):
+    # The kiosk reads KivyMD's scheme from screens/components/scheme.json instead of computing
+    # it at each start: stale after a KivyMD upgrade, regenerate it (see that module).
+    assert scenario("home")["scheme_stored_is_computed"]
+
+
 def test_no_offline_line_while_the_core_connects(scenario):
     # Regression: the core says "offline" until started; the app must start it first.
     assert scenario("home")["connection_text_at_start"] == ""
