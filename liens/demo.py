@@ -161,21 +161,34 @@ def run_demo(args: argparse.Namespace) -> int:
         )
 
     kiosk_proc: subprocess.Popen[bytes] | None = None
+    kiosk_log = data_dir / "kiosk.log"
     if not args.no_kiosk:
         cmd = [sys.executable, "-m", "liens", "kiosk", "--data-dir", str(kiosk_dir)]
         if args.headless:
             cmd.append("--headless")
         elif args.windowed:
             cmd.append("--windowed")
-        kiosk_proc = subprocess.Popen(cmd)
+        # The kiosk's own log (Kivy's start-up chatter, its harmless tracebacks about a missing
+        # clipboard tool or multitouch library) goes to a file, so the banner stays readable.
+        with kiosk_log.open("ab") as log:
+            kiosk_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
-    _print_banner(base_url, data_dir, info, mqtt_port=backend.mqtt_port, http_port=args.port)
+    _print_banner(
+        base_url,
+        data_dir,
+        info,
+        mqtt_port=backend.mqtt_port,
+        http_port=args.port,
+        kiosk_log=kiosk_log if kiosk_proc is not None else None,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
-            pass
+            if kiosk_proc is not None and kiosk_proc.poll() is not None:
+                _report_kiosk_exit(kiosk_proc.returncode, kiosk_log)
+                kiosk_proc = None
     finally:
         sys.stderr.write("\nStopping Liens demo…\n")
         if kiosk_proc is not None and kiosk_proc.poll() is None:
@@ -190,8 +203,23 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_kiosk_exit(code: int, log: Path) -> None:
+    """The kiosk window was closed or crashed: say so, with the end of its log."""
+    tail = log.read_text(errors="replace").splitlines()[-15:]
+    sys.stderr.write(
+        f"\nThe kiosk stopped (exit code {code}); the backend keeps running. "
+        f"End of {log}:\n" + "\n".join("  " + line for line in tail) + "\n"
+    )
+
+
 def _print_banner(
-    base_url: str, data_dir: Path, info: dict[str, Any] | None, *, mqtt_port: int, http_port: int
+    base_url: str,
+    data_dir: Path,
+    info: dict[str, Any] | None,
+    *,
+    mqtt_port: int,
+    http_port: int,
+    kiosk_log: Path | None = None,
 ) -> None:
     lines = [
         "",
@@ -200,6 +228,8 @@ def _print_banner(
         f"  API docs:         {base_url}/api/docs",
         f"  Data folder:      {data_dir}",
     ]
+    if kiosk_log is not None:
+        lines.append(f"  Tablet's log:     {kiosk_log}")
     if info is not None:
         lines.append("  Relatives' personal links:")
         lines += [f"    {who:<22} {url}" for who, url in info["links"].items()]
