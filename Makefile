@@ -52,7 +52,7 @@ lint: $(STAMP)
 
 test: lint
 	@$(MAKE) --no-print-directory system-deps
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20
 
 demo: $(STAMP)
 	@if [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \
