@@ -29,7 +29,15 @@ from backend.dashboard.common import (
     tr,
 )
 from backend.dashboard.photos import pending_photo_count
-from backend.models import ContactRequest, Home, RequestStatus, Resident, Staff, Tablet
+from backend.models import (
+    ContactRequest,
+    Home,
+    RequestStatus,
+    Resident,
+    Staff,
+    Tablet,
+    staff_homes,
+)
 from backend.services import staff_actions, usage
 
 router = APIRouter()
@@ -37,9 +45,12 @@ router = APIRouter()
 
 def _homes(session: Session, staff: Staff) -> list[Home]:
     query = select(Home).order_by(Home.name)
-    home_ids = accessible_home_ids(session, staff)
-    if home_ids is not None:
-        query = query.where(Home.id.in_(home_ids or {""}))
+    if accessible_home_ids(session, staff) is not None:
+        # The staff's homes through staff_homes (what Staff.homes holds): one bound value
+        # instead of their ids (a département's coordinator has 100).
+        query = query.join(staff_homes, staff_homes.c.home_id == Home.id).where(
+            staff_homes.c.staff_id == staff.id
+        )
     return list(session.scalars(query))
 
 
