@@ -11,7 +11,10 @@ Each app runs in a fresh process under its own Xvfb (1280x800). Measured, per ap
 - ``idle_cpu_percent``: the process's CPU time (every thread) over ``--idle-seconds`` of idle
   home screen, from ``SETTLE_SECONDS`` after the first frame, as a percentage of one core;
   ``idle_frames_per_s``: frames drawn meanwhile (0 when nothing on screen moves);
+- ``idle_loops_per_s``: turns of Kivy's loop meanwhile (each polls input, runs the clock);
 - ``rss_mib``: resident memory at the end of the idle period;
+- ``press_to_frame_ms`` (kiosk): after the idle period, a real X button press on a tile (XTest,
+  as a touchscreen's event): milliseconds until the frame that shows the tile pressed;
 - ``marks_s`` (kiosk): seconds from the spawn to the interpreter, Kivy's window, our imports,
   the end of ``build()`` (``on_start``) and the first home frame (``start_s``);
 - ``deferred_built_before_idle`` (kiosk): whether the screens built after the first frame (staff,
@@ -33,6 +36,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -124,6 +128,7 @@ def child(kind: str, spawned_at: float, idle_seconds: float, photos_dir: Path) -
             )
         report["cpu0"] = time.process_time()
         report["wall0"] = time.monotonic()
+        report["loops0"] = Clock.frames
         Window.bind(on_flip=count_flip)  # frames drawn while idle: 0 when nothing moves
         Clock.schedule_once(lambda _dt: idle_end(), idle_seconds)
 
@@ -132,16 +137,64 @@ def child(kind: str, spawned_at: float, idle_seconds: float, photos_dir: Path) -
         wall = time.monotonic() - report.pop("wall0")
         report["idle_cpu_percent"] = round(100 * cpu / wall, 2)
         report["idle_frames_per_s"] = round(flips["n"] / wall, 2)
+        # Turns of Kivy's loop (each polls input and runs the clock), drawn or not.
+        report["idle_loops_per_s"] = round((Clock.frames - report.pop("loops0")) / wall, 2)
         report["rss_mib"] = round(_rss_bytes() / 2**20, 1)
         report["clock_events"] = len(Clock.get_events())
         report["maxfps"] = Config.getint("graphics", "maxfps")
-        app.stop()
+        if kind == "kiosk":
+            press_after_idle()
+        else:
+            app.stop()
+
+    def press_after_idle() -> None:
+        # A real press (an X server event, as a touchscreen's) on a tile after the idle period:
+        # milliseconds until the frame that shows the tile pressed (issue: within 100 ms).
+        tile = app.home_screen.tiles()[0]
+        x, y = tile.to_window(*tile.center)
+        x, y = int(x), int(Window.height - y)  # X counts from the top
+        seen: dict[str, float] = {}
+
+        def on_press_flip(*_args: Any) -> None:
+            if tile.state == "down" and "frame" not in seen:
+                seen["frame"] = time.monotonic()
+
+        def finish() -> None:
+            if "pressed" in seen and "frame" in seen:
+                report["press_to_frame_ms"] = round(1000 * (seen["frame"] - seen["pressed"]), 1)
+            app.stop()
+
+        Window.bind(on_flip=on_press_flip)
+        threading.Thread(target=_x_press, args=(x, y, seen), daemon=True).start()
+        Clock.schedule_once(lambda _dt: finish(), 3.0)
 
     Window.bind(on_flip=on_flip)
     Clock.schedule_once(lambda _dt: app.stop(), 120 + idle_seconds)
     app.run()
     sys.stdout.write("BENCH:" + json.dumps(report) + "\n")
     sys.stdout.flush()
+
+
+def _x_press(x: int, y: int, seen: dict[str, float]) -> None:
+    """Move the X pointer to (x, y), wait for the app to go idle again, press the button."""
+    import ctypes
+
+    xlib, xtst = ctypes.CDLL("libX11.so.6"), ctypes.CDLL("libXtst.so.6")
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    xlib.XFlush.argtypes = [ctypes.c_void_p]
+    xtst.XTestFakeMotionEvent.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_ulong]
+    xtst.XTestFakeButtonEvent.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    xtst.XTestFakeButtonEvent.argtypes += [ctypes.c_ulong]
+    display = xlib.XOpenDisplay(None)
+    if not display:
+        return
+    xtst.XTestFakeMotionEvent(display, -1, x, y, 0)
+    xlib.XFlush(display)
+    time.sleep(1.5)  # the motion's wake-up is over: the loop sleeps again
+    seen["pressed"] = time.monotonic()
+    xtst.XTestFakeButtonEvent(display, 1, 1, 0)
+    xlib.XFlush(display)
 
 
 def _rss_bytes() -> int:

@@ -38,7 +38,7 @@ from kivymd.app import MDApp  # noqa: E402
 from kivymd.uix.screenmanager import MDScreenManager  # noqa: E402
 
 from kiosk import i18n, viewmodel  # noqa: E402
-from screens import lockdown  # noqa: E402
+from screens import lockdown, loop  # noqa: E402
 from screens.activities.host import ActivityHost  # noqa: E402
 from screens.call.sentences import ended_sentence, refused_sentence  # noqa: E402
 from screens.components import KV_FILES as COMPONENT_KV_FILES  # noqa: E402
@@ -197,6 +197,8 @@ class LiensApp(MDApp):
         return self.manager
 
     def on_start(self) -> None:
+        # Kivy's loop sleeps until there is something to do (screens.loop), not 30 times a second.
+        loop.install()
         self.core.set_listener(self._on_core_event)
         if self.core.needs_enrolment:
             self._show_enrolment()
@@ -216,8 +218,8 @@ class LiensApp(MDApp):
 
     def _build_later(self, step: int = 0) -> None:
         """The screens the home does not show, one part a frame: the enrolment screen, the
-        staff's way out (the corner gesture, the brightness), "Ask for a contact", the
-        activities' screens."""
+        staff's way out (the corner gesture, the brightness), "Ask for a contact", the picker
+        and the PIN keypad (when not the first screen), the activities' screens."""
         if self._stopped or self.manager is None:
             return
         parts = self._later_parts()
@@ -230,6 +232,7 @@ class LiensApp(MDApp):
             lambda: self.enrolment_screen,
             lambda: self.staff_flow,
             lambda: self.request_flow,
+            self.who.build_screens,
             self.activities.build_screens,
         )
 

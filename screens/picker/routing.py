@@ -1,6 +1,7 @@
 """Who is using the tablet, on screen: the picker, a youth's PIN, the home of one resident.
 
-``WhoIsHere`` owns a :class:`kiosk.session.Session` and the picker and PIN screens. The app
+``WhoIsHere`` owns a :class:`kiosk.session.Session` and the picker and PIN screens (built when
+first shown, or after the home's first frame: ``build_screens``). The app
 tells it about configurations (:meth:`update`), the clock (:meth:`tick`) and the end of a call
 (:meth:`show_start`); it decides which resident's home the home screen shows, so no child sees
 another's contacts, and takes the tablet back to the picker after ``kiosk.idle_return_s`` (2
@@ -43,21 +44,46 @@ class WhoIsHere:
         self.photo_paths: dict[str, str] = {}
         self._minute: tuple[int, int] | None = None
         self._auto_opened = False  # the lone resident's home, opened without a choice
-        self.picker_screen = PickerScreen(name="picker")
-        self.picker_screen.bind(on_resident_chosen=lambda _s, rid: self.choose(rid))
-        self.pin_screen = PinScreen(name="pin")
-        self.pin_screen.bind(
-            on_pin_entered=lambda _s, pin: self._check_pin(pin),
-            on_back_requested=lambda _s: self.show_start(),
-        )
-        manager.add_widget(self.picker_screen)
-        manager.add_widget(self.pin_screen)
+        # The picker and the PIN keypad are built when first shown, or after the home's first
+        # frame (build_screens): a lone senior's tablet opens on the home and needs neither.
+        self._picker_screen: PickerScreen | None = None
+        self._pin_screen: PinScreen | None = None
+        self._choices: list[dict[str, Any]] = []
         home_screen.bind(
             on_done_requested=lambda _s: self.show_start(),
             connection_state=lambda *_a: self.refresh_home(),
         )
         app.bind(language=lambda *_a: self._refresh_texts())
         Window.bind(on_touch_down=self._on_touch_down)
+
+    # --- the screens ---------------------------------------------------------------------------
+
+    @property
+    def picker_screen(self) -> PickerScreen:
+        if self._picker_screen is None:
+            screen = PickerScreen(name="picker")
+            screen.bind(on_resident_chosen=lambda _s, rid: self.choose(rid))
+            screen.choices = self._choices
+            self.manager.add_widget(screen)
+            self._picker_screen = screen
+        return self._picker_screen
+
+    @property
+    def pin_screen(self) -> PinScreen:
+        if self._pin_screen is None:
+            screen = PinScreen(name="pin")
+            screen.bind(
+                on_pin_entered=lambda _s, pin: self._check_pin(pin),
+                on_back_requested=lambda _s: self.show_start(),
+            )
+            self.manager.add_widget(screen)
+            self._pin_screen = screen
+        return self._pin_screen
+
+    def build_screens(self) -> None:
+        """The picker and the PIN keypad, if not built yet (the app: after the first frame)."""
+        self.picker_screen  # noqa: B018
+        self.pin_screen  # noqa: B018
 
     # --- what the app tells us ---------------------------------------------------------------
 
@@ -66,9 +92,11 @@ class WhoIsHere:
         self.config = config
         self.photo_paths = photo_paths
         self.session.idle_seconds = viewmodel.idle_return_seconds(config, session.IDLE_SECONDS)
-        self.picker_screen.choices = viewmodel.picker_choices(
+        self._choices = viewmodel.picker_choices(
             config, {**photo_paths, **self._resident_photo_paths()}
         )
+        if self._picker_screen is not None:
+            self._picker_screen.choices = self._choices
         current = self.session.resident_id
         gone = current is not None and viewmodel.resident_entry(config, current) is None
         # A lone resident's home opened by itself; with a second resident, someone must choose.
@@ -78,7 +106,7 @@ class WhoIsHere:
             self.session.close()
             if self.manager.current in IDLE_SCREENS:
                 self.show_start()
-        waiting = self.pin_screen.resident_id
+        waiting = self._pin_screen.resident_id if self._pin_screen is not None else ""
         if self.manager.current == "pin" and viewmodel.resident_entry(config, waiting) is None:
             self.show_start()
         elif (
@@ -211,6 +239,10 @@ class WhoIsHere:
         return len(self._entries()) > 1
 
     def _show(self, name: str) -> None:
+        if name == "picker":
+            self.picker_screen  # noqa: B018  (built if it was not yet)
+        elif name == "pin":
+            self.pin_screen  # noqa: B018
         if self.manager.current != name:
             self.manager.current = name
 
@@ -218,8 +250,9 @@ class WhoIsHere:
         self.session.touch()
 
     def _refresh_texts(self) -> None:
-        self.picker_screen.refresh_texts()
-        self.pin_screen.refresh_texts()
+        for screen in (self._picker_screen, self._pin_screen):
+            if screen is not None:
+                screen.refresh_texts()
 
     def _check_pin(self, pin: str) -> None:
         resident_id = self.pin_screen.resident_id
