@@ -42,6 +42,7 @@ from screens import lockdown, loop  # noqa: E402
 from screens.activities.host import ActivityHost  # noqa: E402
 from screens.call.sentences import ended_sentence, refused_sentence  # noqa: E402
 from screens.components import KV_FILES as COMPONENT_KV_FILES  # noqa: E402
+from screens.components import background  # noqa: E402
 from screens.components.scheme import KioskThemeManager  # noqa: E402
 from screens.enrolment import enrolment  # noqa: E402
 from screens.home import home  # noqa: E402
@@ -174,6 +175,7 @@ class LiensApp(MDApp):
         # The window's mode is set before it exists: see screens.configure_window.
         self.theme_cls.theme_style = "Light"
         i18n.set_language(self.language)
+        background.install()  # no see-through fills drawn (a software renderer blends them)
         load_kv_files()
 
         # Only what the first screen needs; the rest is built after the first frame

@@ -45,15 +45,18 @@ class BrightnessDim(Widget):
         super().__init__(**kwargs)
         with self.canvas:
             self._color = Color(0, 0, 0, 0)
-            self._rect = Rectangle(pos=(0, 0), size=Window.size)
+            # No size while see-through: a software renderer (Mesa's llvmpipe) would still
+            # blend the whole window at every frame.
+            self._rect = Rectangle(pos=(0, 0), size=(0, 0))
         Window.bind(size=self._resize)
 
-    def _resize(self, _window: Any, size: Any) -> None:
-        self._rect.size = size
+    def _resize(self, *_args: Any) -> None:
+        self._rect.size = Window.size if self._color.a > 0 else (0, 0)
 
     def set_brightness(self, brightness: float) -> None:
         level = min(1.0, max(MIN_BRIGHTNESS, brightness))
         self._color.a = (1.0 - level) / (1.0 - MIN_BRIGHTNESS) * MAX_DIM
+        self._resize()
 
 
 def set_backlight(brightness: float) -> bool:
