@@ -88,6 +88,9 @@ def xvfb_display() -> Iterator[str]:
 
 
 def scenario_env(display: str, kivy_home: Path) -> dict[str, str]:
+    # Scenarios sharing a KIVY_HOME start in parallel: Kivy's own "exists? mkdir" raced
+    # (FileExistsError in one of them).
+    kivy_home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         DISPLAY=display,
