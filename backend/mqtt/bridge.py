@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -38,7 +38,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -482,9 +482,14 @@ class Bridge:
                 statement = sqlite_insert(TabletEvent).on_conflict_do_nothing(index_elements=["id"])
             result = session.execute(statement, rows)
             session.execute(update(Tablet).where(Tablet.id.in_(known)).values(last_seen=utcnow()))
-            for row in rows:
-                if row["type"] == HEARTBEAT_EVENT:
-                    apply_heartbeat(session, row["tablet_id"], row["ts"], row["data"])
+            apply_heartbeats(
+                session,
+                [
+                    (row["tablet_id"], row["ts"], row["data"])
+                    for row in rows
+                    if row["type"] == HEARTBEAT_EVENT
+                ],
+            )
             return max(0, int(getattr(result, "rowcount", 0) or 0))
 
     def _process(self, message: mqtt.MQTTMessage) -> None:
@@ -667,6 +672,45 @@ def apply_heartbeat(session: Session, tablet_id: str, ts: str, data: dict[str, A
     Idempotent and order-proof: a redelivered or late heartbeat (from the outbox after a night
     offline) never overwrites fresher readings. A reading the tablet could not make is None.
     """
+    apply_heartbeats(session, [(tablet_id, ts, data)])
+
+
+def apply_heartbeats(session: Session, beats: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """:func:`apply_heartbeat` for a batch of ``(tablet_id, ts, data)``, in one statement.
+
+    Only each tablet's newest heartbeat of the batch is written (the first of equal times, as
+    one by one would keep it): the older ones could not overwrite it anyway. The rows go to the
+    database as one executemany (pipelined by psycopg), not one round trip per heartbeat: a
+    fleet coming back online sends mostly heartbeats.
+    """
+    newest: dict[str, dict[str, Any]] = {}
+    for tablet_id, ts, data in beats:
+        values = _heartbeat_values(ts, data)
+        kept = newest.get(tablet_id)
+        if kept is None or kept["b_at"] < values["b_at"]:
+            newest[tablet_id] = {"b_id": tablet_id, **values}
+    if not newest:
+        return
+    table = cast(Table, Tablet.__table__)
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            or_(table.c.heartbeat_at.is_(None), table.c.heartbeat_at < bindparam("b_at")),
+        )
+        .values(
+            battery_percent=bindparam("b_battery"),
+            charging=bindparam("b_charging"),
+            free_storage_mb=bindparam("b_storage"),
+            heartbeat_at=bindparam("b_at"),
+            # A heartbeat without a version keeps the one the tablet had.
+            app_version=func.coalesce(bindparam("b_version"), table.c.app_version),
+        )
+    )
+    session.execute(statement, list(newest.values()))
+
+
+def _heartbeat_values(ts: str, data: dict[str, Any]) -> dict[str, Any]:
     now = utcnow()
     try:
         moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
@@ -683,24 +727,14 @@ def apply_heartbeat(session: Session, tablet_id: str, ts: str, data: dict[str, A
         return int(max(low, min(high, value)))
 
     charging = data.get("charging")
-    values: dict[str, Any] = {
-        "battery_percent": number("battery_percent", 0, 100),
-        "charging": charging if isinstance(charging, bool) else None,
-        "free_storage_mb": number("free_storage_mb", 0, 2**31 - 1),
-        "heartbeat_at": moment,
-    }
     version = data.get("app_version")
-    if isinstance(version, str) and version:
-        values["app_version"] = version[:50]
-    session.execute(
-        update(Tablet)
-        .where(
-            Tablet.id == tablet_id,
-            or_(Tablet.heartbeat_at.is_(None), Tablet.heartbeat_at < moment),
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    return {
+        "b_battery": number("battery_percent", 0, 100),
+        "b_charging": charging if isinstance(charging, bool) else None,
+        "b_storage": number("free_storage_mb", 0, 2**31 - 1),
+        "b_at": moment,
+        "b_version": version[:50] if isinstance(version, str) and version else None,
+    }
 
 
 def _queue_contact_request(session: Session, tablet_id: str, envelope: Envelope) -> None:

@@ -213,3 +213,39 @@ def test_a_large_fleet_lists_what_needs_attention_then_a_line_per_home(
     # Another staff member's home, through the filter: 404, nothing listed.
     bob, _ = logged_in(backend, "bob@example.org")
     assert bob.get(f"{backend.base_url}/staff/tablets?home={other}", timeout=10).status_code == 404
+
+
+def test_a_batch_of_heartbeats_keeps_each_tablets_newest(backend: RunningBackend) -> None:
+    """The bridge stores a batch's heartbeats in one statement: the newest per tablet wins."""
+    from backend.mqtt.bridge import apply_heartbeats
+
+    ids = backend.seed()
+    with backend.db.session() as s:
+        other = tablet_service.add_tablet(session=s, home_id=ids["home"], name="Bureau", by="t").id
+    now = datetime.now(UTC)
+
+    def beat(tablet: str, minutes_ago: int, battery: int) -> tuple[str, str, dict[str, object]]:
+        moment = (now - timedelta(minutes=minutes_ago)).isoformat()
+        return (tablet, moment, {"battery_percent": battery, "app_version": f"0.{battery}"})
+
+    with backend.db.session() as s:
+        apply_heartbeats(
+            s,
+            [
+                beat(ids["tablet"], 10, 40),
+                beat(ids["tablet"], 2, 42),  # the newest of the first tablet
+                beat(other, 5, 77),
+                beat(ids["tablet"], 30, 30),  # late, from the outbox
+            ],
+        )
+    with backend.db.session() as s:
+        first, second = s.get(Tablet, ids["tablet"]), s.get(Tablet, other)
+        assert first is not None and second is not None
+        assert (first.battery_percent, first.app_version) == (42, "0.42")
+        assert (second.battery_percent, second.app_version) == (77, "0.77")
+    with backend.db.session() as s:  # a later batch with only older beats changes nothing
+        apply_heartbeats(s, [beat(ids["tablet"], 20, 1), beat(other, 60, 2)])
+    with backend.db.session() as s:
+        first, second = s.get(Tablet, ids["tablet"]), s.get(Tablet, other)
+        assert first is not None and second is not None
+        assert first.battery_percent == 42 and second.battery_percent == 77
