@@ -169,7 +169,7 @@ def scenario_photos(out_dir: Path) -> tuple[ActivityCore, Callable[..., ui.Steps
     def steps(app: LiensApp, result: dict[str, Any]) -> ui.Steps:
         yield from ui.wait_until(lambda: len(app.activities.row.tile_widgets()) == 3, timeout=15)
         yield from open_activity(app, "photos")
-        screen = app.activities.screens["photos"]
+        screen = app.activities.screen("photos")
         yield 0.4
 
         def state() -> dict[str, Any]:
@@ -215,7 +215,7 @@ def scenario_photos(out_dir: Path) -> tuple[ActivityCore, Callable[..., ui.Steps
 
         # The memory game with the family's thumbnails (4 photos: enough for 4 pairs).
         yield from open_activity(app, "memory")
-        memory = app.activities.screens["memory"]
+        memory = app.activities.screen("memory")
         yield from ui.tap(memory.ids.pairs_4)
         yield from play_to_the_end(memory, result, out_dir, "memory-family-try")
         result["family_pictures"] = memory.pictures
@@ -245,7 +245,7 @@ def scenario_memory(out_dir: Path) -> tuple[ActivityCore, Callable[..., ui.Steps
         result["contacts_on_screen"] = all(ui.on_screen(t) for t in app.home_screen.tiles())
         result["screenshot_home"] = ui.screenshot(out_dir, "activity-home.png")
         yield from open_activity(app, "memory")
-        screen = app.activities.screens["memory"]
+        screen = app.activities.screen("memory")
         result["choose_title"] = screen.ids.message.text
         result["choices"] = [screen.ids[k].text for k in ("pairs_4", "pairs_6", "pairs_8")]
         result["screenshot_choose"] = ui.screenshot(out_dir, "activity-memory-choose.png")
@@ -298,7 +298,7 @@ def scenario_clock(out_dir: Path) -> tuple[ActivityCore, Callable[..., ui.Steps]
         # readings taken just before and just after.
         expected_fr = [french_day_and_time()]
         yield from open_activity(app, "clock")
-        screen = app.activities.screens["clock"]
+        screen = app.activities.screen("clock")
         result["shown_fr"] = [screen.ids[k].text for k in ("weekday", "date", "time", "part")]
         expected_fr.append(french_day_and_time())
         result["expected_fr"] = expected_fr
@@ -329,7 +329,7 @@ def scenario_clock(out_dir: Path) -> tuple[ActivityCore, Callable[..., ui.Steps]
         yield from wait_screen(app, "home")
         result["youth_tiles"] = [t.key for t in row.tile_widgets()]
         yield from open_activity(app, "photos")
-        photos = app.activities.screens["photos"]
+        photos = app.activities.screen("photos")
         result["empty_text"] = photos.ids.empty.text
         result["screenshot_empty"] = ui.screenshot(out_dir, "activity-photos-empty.png")
         yield from back_home(app, photos)

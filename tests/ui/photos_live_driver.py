@@ -124,7 +124,7 @@ def photos_steps(
 
     # 2. Sent by the relative, not approved yet: the slideshow has nothing to show.
     yield from wait_for_command(commands, "BEFORE", timeout=60)
-    screen = app.activities.screens["photos"]
+    screen = app.activities.screen("photos")
     yield from open_photos(app)
     result["before"] = {
         "count": int(screen.count),
