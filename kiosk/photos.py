@@ -40,6 +40,8 @@ from typing import Any
 import requests
 import urllib3
 
+from kiosk import tile_photos
+
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
@@ -217,6 +219,8 @@ class PhotoCache:
                 entry.unlink(missing_ok=True)
                 if name.endswith(".jpg"):
                     deleted.append(sha)
+        if deleted:
+            tile_photos.drop_orphans(self.folder)
         return deleted
 
     def download(

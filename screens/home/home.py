@@ -12,6 +12,7 @@ tile stays tappable: the app answers a tap that cannot call with a calm sentence
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -34,6 +35,7 @@ from kivymd.uix.gridlayout import MDGridLayout
 from kivymd.uix.label import MDLabel
 from kivymd.uix.screen import MDScreen
 
+from kiosk import tile_photos
 from kiosk.i18n import _
 from screens.components import BigButton, palette
 from screens.home import look as looks
@@ -57,6 +59,9 @@ TILE_TEXT_HEIGHT = palette.NAME_SP * 1.2 + palette.BODY_SP * 1.15 + 2 * dp(4) + 
 MIN_ROW_HEIGHT = max(palette.TOUCH_MIN * 1.5, TILE_TEXT_HEIGHT + palette.TOUCH_MIN / 2)
 # A tile is a card, not a banner: never wider than this times its height.
 MAX_TILE_ASPECT = 1.4
+# Seconds after a render before the missing tile-size copies of the photos are made (in a
+# thread): the first frame and the deferred screens go first.
+MAKE_PICTURES_DELAY = 3.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ class HomeTile(ButtonBehavior, BoxLayout):
     relation = StringProperty("")
     initials = StringProperty("")
     photo = StringProperty("")
+    # The file drawn: ``photo``'s copy at the tile's size when one is cached (kiosk.tile_photos).
+    picture = StringProperty("")
     availability = StringProperty("available")
     when = StringProperty("")
     look = StringProperty("senior")
@@ -197,6 +204,17 @@ class HomeTile(ButtonBehavior, BoxLayout):
         if (width - side) / 2 >= badge + dp(4):
             return (width + side) / 2 + dp(4), top
         return (width + side) / 2 - badge * 0.85, top + badge * 0.15
+
+
+class DoneButton(ButtonBehavior, BoxLayout):
+    """A child's "I'm done" in the home's header (its colour is set by the kv rule)."""
+
+    md_bg_color = ColorProperty((0, 0, 0, 0))
+
+
+def _make_pictures(photos: list[str], picture: float) -> None:
+    for photo in photos:
+        tile_photos.make(photo, picture)
 
 
 # The big sign over a tile's picture for each state ("" for none).
@@ -273,6 +291,7 @@ class HomeScreen(MDScreen):
         # Set before super().__init__: Kivy may call on_size while applying the kv rules.
         self._last_request: dict[str, float] = {}
         self._rendered: list[dict[str, Any]] | None = None
+        self._picture_side = 0
         self._render_trigger = Clock.create_trigger(self._render, 0)
         super().__init__(**kwargs)
         self.bind(sections=self._render_trigger)
@@ -384,6 +403,7 @@ class HomeScreen(MDScreen):
                     relation=tile["relation"],
                     initials=tile["initials"],
                     photo=tile["photo"],
+                    picture=self._picture(tile["photo"], layout),
                     availability=str(tile.get("availability", "available")),
                     when=str(tile.get("when", "")),
                     look=self.look,
@@ -397,6 +417,7 @@ class HomeScreen(MDScreen):
                 grid.add_widget(request)
             container.add_widget(grid)
         self._centre_vertically(layout)
+        self._make_missing_pictures(layout)
         self.ids.empty_label.opacity = 0 if any(s.get("tiles") for s in sections) else 1
 
     def _centre_vertically(self, layout: TileLayout) -> None:
@@ -456,6 +477,33 @@ class HomeScreen(MDScreen):
             if isinstance(child, MDGridLayout):
                 _apply_layout(child, layout)
         self._centre_vertically(layout)
+        if tile_photos.side_for(layout.picture) > self._picture_side:
+            # Bigger tiles: each draws the copy at its new size, or its photo (no blur). Smaller
+            # ones keep theirs: the first render, before the layout, sizes the tiles for a
+            # default space, often bigger than the real one, and loading again would cost more.
+            for tile in self.tiles():
+                tile.picture = self._picture(tile.photo, layout)
+            self._make_missing_pictures(layout)
+
+    # --- the photos at the tiles' size (kiosk.tile_photos) -------------------------------------
+
+    def _picture(self, photo: str, layout: TileLayout) -> str:
+        self._picture_side = tile_photos.side_for(layout.picture)
+        return tile_photos.cached(photo, layout.picture) or photo
+
+    def _make_missing_pictures(self, layout: TileLayout) -> None:
+        missing = [t.photo for t in self.tiles() if t.photo and t.picture == t.photo]
+        if missing:
+            # Off the main thread and after the first frames: for the next start.
+            Clock.schedule_once(
+                lambda _dt: threading.Thread(
+                    target=_make_pictures,
+                    args=(missing, layout.picture),
+                    name="tile-photos",
+                    daemon=True,
+                ).start(),
+                MAKE_PICTURES_DELAY,
+            )
 
     def on_call_requested(self, approval_id: str) -> None:
         """Default handler: the app binds to this event."""
