@@ -257,6 +257,18 @@ def is_night(config: dict[str, Any] | None, resident_ids: list[str] | None, now:
     return bool(quiet) and all(quiet)
 
 
+def night_part(now: datetime) -> str:
+    """Which calm sentence the night line says at ``now`` (the home's local time).
+
+    "evening" from 17 h (calls resume tomorrow), "morning" before noon (the night or a quiet
+    time ends later today), "day" in the afternoon (a quiet time, a nap): "we will call
+    tomorrow" is only true in the evening.
+    """
+    if now.hour >= 17:
+        return "evening"
+    return "morning" if now.hour < 12 else "day"
+
+
 def idle_return_seconds(config: dict[str, Any] | None, default: float) -> float:
     """Seconds without a touch before the picker comes back (``kiosk.idle_return_s``)."""
     value = ((config or {}).get("kiosk") or {}).get("idle_return_s")

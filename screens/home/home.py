@@ -278,6 +278,8 @@ class HomeScreen(MDScreen):
     look = StringProperty("senior")  # "youth": the dark look a teenager does not find childish
     night = BooleanProperty(False)  # quiet time: a shade, a calm sentence, a lower brightness
     night_text = StringProperty("")
+    # When the night line speaks (kiosk.viewmodel.night_part): "evening", "morning" or "day".
+    night_part = StringProperty("evening")
     brightness = NumericProperty(1.0)  # what the screen's backlight should be (0-1)
     done_text = StringProperty("")
     connection_state = StringProperty("connecting")
@@ -296,7 +298,7 @@ class HomeScreen(MDScreen):
         super().__init__(**kwargs)
         self.bind(sections=self._render_trigger)
         self.bind(connection_state=self._update_texts, has_config=self._update_texts)
-        self.bind(night=self._update_texts, look=self._on_look)
+        self.bind(night=self._update_texts, night_part=self._update_texts, look=self._on_look)
 
     def on_kv_post(self, base_widget: Any) -> None:
         self.ids.scroll.bind(size=self._on_space_changed)
@@ -322,7 +324,13 @@ class HomeScreen(MDScreen):
             if self.has_config
             else _("Your contacts will appear here soon.")
         )
-        self.night_text = _("It is late, we will call tomorrow.") if self.night else ""
+        night_texts = {
+            "evening": _("It is late, we will call tomorrow."),
+            "morning": _("It is still early, we will call a little later."),
+            "day": _("It is quiet time, we will call a little later."),
+        }
+        night_text = night_texts.get(self.night_part, night_texts["evening"])
+        self.night_text = night_text if self.night else ""
         self.brightness = looks.NIGHT_BRIGHTNESS if self.night else 1.0
         self.done_text = _("I'm done")
 

@@ -210,6 +210,7 @@ class WhoIsHere:
             shown = []
         entry = viewmodel.resident_entry(self.config, rid) if rid else None
         home.look = "youth" if entry and session.needs_pin(entry) else "senior"
+        home.night_part = viewmodel.night_part(now)
         home.night = viewmodel.is_night(self.config, shown or None, now)
         home.sections = viewmodel.home_sections(
             self.config,

@@ -229,6 +229,7 @@ def scenario_single(out_dir: Path) -> tuple[FakeCore, Callable[..., ui.Steps]]:
         yield from ui.wait_until(lambda: home.night and home.look == "senior", timeout=TIMEOUT)
         yield 1.2
         result["night_text"] = home.night_text
+        result["night_part"] = home.night_part
         result["night_brightness"] = home.brightness
         result["screenshot_night"] = ui.screenshot(out_dir, "home-states-night.png")
 

@@ -130,5 +130,13 @@ def test_one_resident_skips_the_picker_a_lone_youth_still_types_her_pin(
 
 def test_night_dims_and_says_it_calmly(results: dict[str, Any]) -> None:
     r = scenario(results, "single")
-    assert r["night_text"] == "Il est tard, on appellera demain."
+    # The sentence follows the hour of the run (kiosk.viewmodel.night_part).
+    assert (
+        r["night_text"]
+        == {
+            "evening": "Il est tard, on appellera demain.",
+            "morning": "Il est encore tôt, on appellera un peu plus tard.",
+            "day": "C'est l'heure du calme, on appellera un peu plus tard.",
+        }[r["night_part"]]
+    )
     assert r["night_brightness"] < 0.5
