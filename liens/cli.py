@@ -100,6 +100,9 @@ def _kiosk(args: argparse.Namespace) -> int:
         from kiosk import headless
 
         return headless.run(settings, code=args.code, media=args.media, answer=args.answer)
+    # Our root handler (``_configure_logging``) already prints every record; in its default
+    # mode Kivy adds its own handlers to the root logger too, and each line came out twice.
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
     from kiosk.core import KioskCore
     from screens import configure_window
 
