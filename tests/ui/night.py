@@ -8,10 +8,17 @@ from zoneinfo import ZoneInfo
 
 
 def night_window(night: bool, timezone: str = "Europe/Paris") -> dict[str, str]:
-    """``kiosk.night`` for a config: from 2 h ago to 2 h ahead (``night``), or 10 h ahead."""
+    """``kiosk.night`` for a config: from 2 h ago to 2 h ahead (``night``), or 10 h ahead.
+
+    A night that covers an evening run ends at 08:00, as a real one does: the tiles then say
+    "Demain à 8 h" under "Il est tard, on appellera demain" (kiosk.viewmodel.night_part),
+    not "Aujourd'hui à 21 h" under it.
+    """
     now = datetime.now(ZoneInfo(timezone))
     start = now - timedelta(hours=2) if night else now + timedelta(hours=10)
     end = now + timedelta(hours=2) if night else now + timedelta(hours=11)
+    if night and now.hour >= 17:
+        return {"start": start.strftime("%H:%M"), "end": "08:00"}
     return {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
 
 
