@@ -28,6 +28,18 @@ from backend.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def poll_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``predicate()``'s first truthy value, polled every 0.1 s; AssertionError after
+    ``timeout`` seconds, naming ``what`` was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 @dataclass
 class RunningBackend:
     backend: Backend

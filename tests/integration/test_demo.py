@@ -14,22 +14,12 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.fixtures.mosquitto import free_port
-
-
-def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from tests.helpers import poll_until
 
 
 def _kiosk_contacts(log: Path) -> list[set[tuple[str, str]]]:
@@ -60,7 +50,7 @@ def test_demo_serves_seeds_and_the_tablet_follows_an_approval(tmp_path: Path) ->
             env=env,
         )
     try:
-        text = _wait_for(
+        text = poll_until(
             lambda: "Press Ctrl-C to stop." in banner.read_text() and banner.read_text(),
             60,
             "the demo's banner",
@@ -78,7 +68,7 @@ def test_demo_serves_seeds_and_the_tablet_follows_an_approval(tmp_path: Path) ->
         marcel = command[command.index("--resident") + 1]
 
         log = data / "kiosk.log"
-        first = _wait_for(lambda: _kiosk_contacts(log), 60, "the tablet's configuration")
+        first = poll_until(lambda: _kiosk_contacts(log), 60, "the tablet's configuration")
         assert (marcel, "Julie") in first[-1]
         assert (marcel, "Claire") not in first[-1]
 
@@ -90,7 +80,7 @@ def test_demo_serves_seeds_and_the_tablet_follows_an_approval(tmp_path: Path) ->
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["status"] == "approved"
 
-        _wait_for(
+        poll_until(
             lambda: any((marcel, "Claire") in pairs for pairs in _kiosk_contacts(log)),
             10,
             "Claire on the tablet after her approval",

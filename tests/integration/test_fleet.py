@@ -5,7 +5,6 @@ words about what needs someone's attention."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,18 +13,8 @@ from sqlalchemy import func, select
 from backend.models import Tablet, TabletEvent
 from backend.services import tablets as tablet_service
 from kiosk import heartbeat
-from tests.helpers import HeadlessKiosk, RunningBackend
+from tests.helpers import HeadlessKiosk, RunningBackend, poll_until
 from tests.integration.test_dashboard import add_staff, logged_in
-
-
-def wait_until(condition, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met in {timeout} s")
 
 
 def test_heartbeat_from_a_headless_kiosk_updates_its_tablet_row(
@@ -44,7 +33,7 @@ def test_heartbeat_from_a_headless_kiosk_updates_its_tablet_row(
                 s.expunge(tablet)
                 return tablet if tablet.heartbeat_at is not None else None
 
-        tablet = wait_until(beat)
+        tablet = poll_until(beat, 30.0, "the tablet's first heartbeat in its row")
     finally:
         kiosk.stop()
     assert tablet.free_storage_mb is not None and tablet.free_storage_mb > 0
