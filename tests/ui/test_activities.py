@@ -70,11 +70,12 @@ def test_memory_game_played_to_the_end_with_taps(
     assert r["done_buttons"] == ["Rejouer", "Changer le nombre de cartes"]
     assert r["again_pairs"] == 4
     assert r["sixteen_on_screen"] and r["sixteen_sizes"][0][0] >= 150  # 8 pairs still big
+    assert r["eight_pairs_done"]  # every one of the sixteen cards took its tap
     started, stopped = events(r, "activity_started"), events(r, "activity_stopped")
     assert started == [{"activity": "memory", "resident_id": "r1"}] * 2
     assert [(s["pairs_found"], s["games_finished"], s["pictures"]) for s in stopped] == [
         (4, 1, "builtin"),
-        (1, 0, "builtin"),
+        (8, 1, "builtin"),
     ]
     assert all(s["duration_s"] > 0 for s in stopped)
 

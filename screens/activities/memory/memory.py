@@ -16,8 +16,10 @@ from kivy.animation import Animation
 from kivy.clock import Clock
 from kivy.metrics import dp
 from kivy.properties import BooleanProperty, NumericProperty, OptionProperty, StringProperty
+from kivy.uix.anchorlayout import AnchorLayout
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.floatlayout import FloatLayout
+from kivymd.uix.boxlayout import MDBoxLayout
 
 from kiosk.activities import MemoryGame, card_grid, choose_faces
 from kiosk.i18n import _
@@ -27,6 +29,32 @@ KV_FILE = Path(__file__).with_suffix(".kv")
 COVER_SECONDS = 2.5  # a non-matching pair stays up this long: time to look at both
 HALF_FLIP_SECONDS = 0.16
 CARD_SPACING = dp(16)
+
+
+class StageGate:
+    """A stage's layer ("how many pairs", the cards, "well done") that takes no touch while
+    another stage is shown. Taking no room is not enough: a hidden layer's buttons keep their
+    own minimum size, and the hidden "Other number of cards", on top of the cards, sent a game
+    of eight pairs back to "how many pairs" when a finger touched the card under it."""
+
+    shown = BooleanProperty(False)
+
+    def on_touch_down(self, touch: Any) -> bool:
+        return bool(self.shown and super().on_touch_down(touch))  # type: ignore[misc]
+
+    def on_touch_move(self, touch: Any) -> bool:
+        return bool(self.shown and super().on_touch_move(touch))  # type: ignore[misc]
+
+    def on_touch_up(self, touch: Any) -> bool:
+        return bool(self.shown and super().on_touch_up(touch))  # type: ignore[misc]
+
+
+class StageBox(StageGate, MDBoxLayout):
+    """The "how many pairs" and "well done" layers."""
+
+
+class StageAnchor(StageGate, AnchorLayout):
+    """The cards' layer."""
 
 
 class MemoryCard(ButtonBehavior, FloatLayout):
