@@ -270,7 +270,14 @@ def scenario_memory(out_dir: Path) -> tuple[ActivityCore, Callable[..., ui.Steps
         yield from tap_card(game, cards, pair[1], moves)
         yield from ui.wait_until(lambda: game.cards[pair[1]].matched, timeout=10)
         result.setdefault("cards_moved_before_tap", []).append(moves)
-        yield from ui.wait_until(lambda: all(c.flip_scale == 1.0 for c in cards), timeout=8)
+        # Both faces shown and still: right after the match the second card's flip may not
+        # have started yet (all scales still 1.0), and the screenshot caught it edge-on.
+        yield from ui.wait_until(
+            lambda: (
+                all(cards[i].showing_face for i in pair) and all(c.flip_scale == 1.0 for c in cards)
+            ),
+            timeout=8,
+        )
         yield 0.3
         result["sixteen_on_screen"] = all(ui.on_screen(c) for c in cards)
         result["sixteen_sizes"] = sorted({(round(c.width), round(c.height)) for c in cards})
