@@ -177,7 +177,8 @@ def test_relative_picture_reaches_the_screen_and_hanging_up_ends_the_call(
         f"live call: answer tap -> first remote frame {incall['first_frame_after_s']} s, "
         f"-> red/blue on the texture {incall['picture_after_s']} s (engine: answer -> first "
         f"decoded frame {incall['engine_first_frame_after_answer_s']} s); hang-up tap -> "
-        f"relative's ended {ended_after_s} s; auto-answer after {connected['incall_after_s']} s, "
+        f"relative's ended {ended_after_s} s (after waiting {hung_up['guard_left_s']} s for the "
+        f"screen's tap guard); auto-answer after {connected['incall_after_s']} s, "
         f"picture {connected['picture_after_s']} s later; kiosk bars at the relative "
         f"{kiosk_bars}; whole test {total:.1f} s"
     )
