@@ -260,12 +260,16 @@ def is_night(config: dict[str, Any] | None, resident_ids: list[str] | None, now:
 def night_part(now: datetime) -> str:
     """Which calm sentence the night line says at ``now`` (the home's local time).
 
-    "evening" from 17 h (calls resume tomorrow), "morning" before noon (the night or a quiet
-    time ends later today), "day" in the afternoon (a quiet time, a nap): "we will call
-    tomorrow" is only true in the evening.
+    "evening" from 17 h (calls resume tomorrow), "night" after midnight until 5 h (it is night,
+    the calls resume this morning: "it is still early" at 00:30 would tell someone awake that
+    the morning has come), "morning" from 5 h to noon (the night or a quiet time ends later
+    today), "day" in the afternoon (a quiet time, a nap): "we will call tomorrow" is only true
+    in the evening.
     """
     if now.hour >= 17:
         return "evening"
+    if now.hour < 5:
+        return "night"
     return "morning" if now.hour < 12 else "day"
 
 

@@ -278,7 +278,8 @@ class HomeScreen(MDScreen):
     look = StringProperty("senior")  # "youth": the dark look a teenager does not find childish
     night = BooleanProperty(False)  # quiet time: a shade, a calm sentence, a lower brightness
     night_text = StringProperty("")
-    # When the night line speaks (kiosk.viewmodel.night_part): "evening", "morning" or "day".
+    # When the night line speaks (kiosk.viewmodel.night_part): "evening", "night", "morning"
+    # or "day".
     night_part = StringProperty("evening")
     brightness = NumericProperty(1.0)  # what the screen's backlight should be (0-1)
     done_text = StringProperty("")
@@ -326,6 +327,7 @@ class HomeScreen(MDScreen):
         )
         night_texts = {
             "evening": _("It is late, we will call tomorrow."),
+            "night": _("It is night, we will call this morning."),
             "morning": _("It is still early, we will call a little later."),
             "day": _("It is quiet time, we will call a little later."),
         }

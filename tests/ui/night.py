@@ -17,7 +17,9 @@ def night_window(night: bool, timezone: str = "Europe/Paris") -> dict[str, str]:
     now = datetime.now(ZoneInfo(timezone))
     start = now - timedelta(hours=2) if night else now + timedelta(hours=10)
     end = now + timedelta(hours=2) if night else now + timedelta(hours=11)
-    if night and now.hour >= 17:
+    if night and (now.hour >= 17 or now.hour < 5):
+        # Evening ("on appellera demain": "Demain à 8 h") or after midnight ("on appellera ce
+        # matin": "Aujourd'hui à 8 h").
         return {"start": start.strftime("%H:%M"), "end": "08:00"}
     return {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
 

@@ -213,10 +213,12 @@ def test_picker_choices_never_carry_the_pin_hash() -> None:
 
 
 def test_the_night_line_says_tomorrow_only_in_the_evening() -> None:
-    # 23:30 and 21:00: "we will call tomorrow"; 06:30 (the night ends this morning) and a nap's
-    # quiet hours at 14:00: later today.
+    # 23:30 and 21:00: "we will call tomorrow"; after midnight, "it is night, we will call this
+    # morning"; 06:30 (the night ends this morning) and a nap's quiet hours at 14:00: later today.
     assert night_part(paris(2026, 11, 23, 23, 30)) == "evening"
     assert night_part(paris(2026, 11, 23, 17, 0)) == "evening"
+    assert night_part(paris(2026, 11, 24, 0, 10)) == "night"
+    assert night_part(paris(2026, 11, 24, 4, 59)) == "night"
+    assert night_part(paris(2026, 11, 24, 5, 0)) == "morning"
     assert night_part(paris(2026, 11, 24, 6, 30)) == "morning"
-    assert night_part(paris(2026, 11, 24, 0, 10)) == "morning"
     assert night_part(paris(2026, 11, 24, 14, 0)) == "day"
