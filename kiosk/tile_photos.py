@@ -9,10 +9,14 @@ size when one is on disk (:func:`cached`), and makes the missing ones in the bac
 A copy lives in a ``tiles`` folder beside its source (the photo cache's folder: its pruning
 ignores that folder) and is named after the source's name, the side and the source's size and
 modification time, so a replaced file never shows a stale copy. Sides are rounded up to
-``SIDE_STEP`` pixels: a copy is never smaller than the tile, and a slightly different layout
-reuses it. Making a copy removes the other copies of the same source and the copies whose
-source is gone. Only JPEG sources get a copy (the photo cache's files). No Kivy here: Pillow
-decodes the JPEG in draft mode (at 1/2, 1/4 or 1/8 of its size, cheaply), then resizes.
+``SIDE_STEP`` pixels: a copy is never smaller than the tile. A copy also serves smaller tiles,
+down to half its side (:data:`MAX_DOWNSCALE`): the home's first render sizes its tiles for a
+default space, often bigger than the laid-out one, and a later render (a new configuration)
+sizes them for the real space; with exact sizes only, each re-render made a copy at the other
+size and removed the one the next start would look for. Making a copy removes the other copies
+of the same source and the copies whose source is gone. Only JPEG sources get a copy (the photo
+cache's files). No Kivy here: Pillow decodes the JPEG in draft mode (at 1/2, 1/4 or 1/8 of its
+size, cheaply), then resizes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FOLDER = "tiles"
 SIDE_STEP = 64  # pixels: a copy's side is the tile's rounded up to this
+MAX_DOWNSCALE = 2.0  # a copy serves a tile down to 1/2 of its side (GPU minification stays sharp)
 QUALITY = 90
 
 
@@ -48,11 +53,34 @@ def path_for(source: str | Path, picture: float) -> Path | None:
 
 
 def cached(source: str, picture: float) -> str:
-    """The copy of ``source`` for a ``picture``-pixel tile if it is on disk, else ""."""
+    """A copy of ``source`` on disk that serves a ``picture``-pixel tile, else "": the one at
+    the tile's side, or the smallest bigger one up to ``MAX_DOWNSCALE`` times the side."""
     if not source:
         return ""
     path = path_for(source, picture)
-    return str(path) if path is not None and path.is_file() else ""
+    if path is None:
+        return ""
+    if path.is_file():
+        return str(path)
+    side = side_for(picture)
+    # A copy's name: "<source name>.<side>.<source size>-<source mtime>.jpg" (path_for).
+    name, _, stamp, _ = path.name.rsplit(".", 3)
+    usable: list[tuple[int, Path]] = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return ""
+    for entry in entries:
+        parts = entry.name.rsplit(".", 3)
+        if len(parts) != 4 or parts[0] != name or parts[2] != stamp or parts[3] != "jpg":
+            continue
+        try:
+            copy_side = int(parts[1])
+        except ValueError:
+            continue
+        if side <= copy_side <= side * MAX_DOWNSCALE:
+            usable.append((copy_side, entry))
+    return str(min(usable)[1]) if usable else ""
 
 
 def make(source: str, picture: float) -> str:
@@ -63,8 +91,9 @@ def make(source: str, picture: float) -> str:
     path = path_for(source, picture)
     if path is None:
         return ""
-    if path.is_file():
-        return str(path)
+    existing = cached(source, picture)
+    if existing:
+        return existing
     side = side_for(picture)
     try:
         with Image.open(source) as image:

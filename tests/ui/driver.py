@@ -315,10 +315,54 @@ def scenario_enrolment(out_dir: Path) -> tuple[FakeCore, Callable[..., Steps]]:
     return core, steps
 
 
+def scenario_tile_copies(out_dir: Path) -> tuple[FakeCore, Callable[..., Steps]]:
+    """A portrait is drawn from its tile-size copy once the copy exists (kiosk.tile_photos)."""
+    from PIL import Image
+
+    from kiosk import tile_photos
+
+    photos = out_dir / "photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    photo = photos / "c1.jpg"  # as the photo cache holds it: a 640 px JPEG
+    Image.new("RGB", (640, 640), (200, 170, 120)).save(photo, quality=85)
+    core = FakeCore(config=config([("r1", "Jeanne", SIX_CONTACTS)]), photo_paths={"c1": str(photo)})
+    copies = photos / tile_photos.FOLDER
+
+    def steps(app: LiensApp, result: dict[str, Any]) -> Steps:
+        yield from wait_until(lambda: len(app.home_screen.tiles()) == 6)
+        yield 0.3
+        first = app.home_screen.tiles()[0]
+        result["first"] = {"photo": first.photo, "picture": first.picture}
+        # The missing copy is made in the background a few seconds after the render.
+        yield from wait_until(lambda: copies.is_dir() and any(copies.iterdir()), timeout=20)
+        result["copies"] = sorted(p.name for p in copies.iterdir())
+        # The next render (here a new config; on a tablet, the next start) draws the copy.
+        renamed = [*SIX_CONTACTS[:5], {**SIX_CONTACTS[5], "display_name": "Dr Lefèvre"}]
+        core.emit_from_thread(
+            {"event": "config", "revision": 2, "config": config([("r1", "Jeanne", renamed)], 2)}
+        )
+        yield from wait_until(lambda: "Dr Lefèvre" in tile_names(app))
+        yield 0.3
+        tile = app.home_screen.tiles()[0]
+        texture = tile.ids.photo.texture
+        result["second"] = {
+            "photo": tile.photo,
+            "picture": tile.picture,
+            "source": tile.ids.photo.source,
+            "texture_size": list(texture.size) if texture is not None else None,
+            "picture_side": round(min(tile.ids.picture.size)),
+        }
+        with Image.open(tile.picture) as image:
+            result["second"]["copy_size"] = list(image.size)
+
+    return core, steps
+
+
 SCENARIOS = {
     "home": scenario_home,
     "update": scenario_update,
     "enrolment": scenario_enrolment,
+    "tile_copies": scenario_tile_copies,
 }
 
 

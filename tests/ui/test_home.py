@@ -130,3 +130,19 @@ def test_every_colour_pair_reaches_7_to_1_under_the_night_shade():
                     blend(shade, colours[text]), blend(shade, colours[background])
                 )
                 assert ratio >= 7, (look, availability, text, background, round(ratio, 2))
+
+
+def test_a_portrait_is_drawn_from_its_tile_size_copy_once_made(scenario):
+    result = scenario("tile_copies")
+    first, second = result["first"], result["second"]
+    # No copy at the first render: the tile draws the 640 px file itself.
+    assert first["picture"] == first["photo"] and first["photo"].endswith("c1.jpg")
+    # The copy made in the background, beside the photo cache's files...
+    assert len(result["copies"]) == 1 and result["copies"][0].startswith("c1.jpg.")
+    # ...is what the next render draws: smaller than the original, never smaller than the tile.
+    assert second["photo"] == first["photo"]
+    assert second["picture"] != second["photo"]
+    assert second["picture"].endswith(result["copies"][0])
+    assert second["source"] == second["picture"]
+    assert second["texture_size"] == second["copy_size"]
+    assert second["picture_side"] <= second["copy_size"][0] < 640

@@ -25,10 +25,25 @@ def test_no_copy_until_made_then_a_copy_at_least_the_tile_size(tmp_path: Path) -
     assert Path(made).parent == tmp_path / "photos" / tile_photos.FOLDER
     with Image.open(made) as image:
         assert image.size == (192, 192)  # rounded up: never smaller than the tile
-    # Another size in the same step reuses it; another step has its own.
+    # Another size in the same step reuses it; a smaller tile too, down to half the copy's
+    # side; a bigger tile or a much smaller one has none.
     assert tile_photos.cached(source, 130) == made
-    assert tile_photos.cached(source, 120) == ""
+    assert tile_photos.cached(source, 120) == made
+    assert tile_photos.cached(source, 96) == made
+    assert tile_photos.cached(source, 60) == ""
     assert tile_photos.cached(source, 200) == ""
+    # make() for a size the copy serves writes nothing new.
+    assert tile_photos.make(source, 120) == made
+    assert len(list(Path(made).parent.iterdir())) == 1
+
+
+def test_the_first_and_later_renders_share_one_copy(tmp_path: Path) -> None:
+    # The first render sizes the tiles for a default space (bigger), a later one for the real
+    # space: the copy made for the first serves both, so neither removes the other's.
+    source = portrait(tmp_path / "photos" / "c1.jpg")
+    first = tile_photos.make(source, 240.0)
+    assert tile_photos.cached(source, 170.0) == first
+    assert tile_photos.cached(source, 240.0) == first
 
 
 def test_a_wide_photo_keeps_its_shape(tmp_path: Path) -> None:
