@@ -135,6 +135,7 @@ def test_night_dims_and_says_it_calmly(results: dict[str, Any]) -> None:
         r["night_text"]
         == {
             "evening": "Il est tard, on appellera demain.",
+            "night": "C'est la nuit, on appellera ce matin.",
             "morning": "Il est encore tôt, on appellera un peu plus tard.",
             "day": "C'est l'heure du calme, on appellera un peu plus tard.",
         }[r["night_part"]]
