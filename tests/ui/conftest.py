@@ -25,7 +25,7 @@ import pytest
 from tests.ui.limits import SCENARIOS_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("home", "update", "enrolment")
+SCENARIOS = ("home", "update", "enrolment", "tile_copies")
 SCENARIO_TIMEOUT = SCENARIOS_TIMEOUT  # see tests/ui/limits.py
 
 
@@ -88,14 +88,17 @@ def xvfb_display() -> Iterator[str]:
 
 
 def scenario_env(display: str, kivy_home: Path) -> dict[str, str]:
-    # Scenarios sharing a KIVY_HOME start in parallel: Kivy's own "exists? mkdir" raced
-    # (FileExistsError in one of them).
+    # Scenarios sharing a KIVY_HOME start in parallel: Kivy's own "exists? mkdir" of the home
+    # and of its "mods" folder raced (FileExistsError in one of them), and so could the first
+    # writing of its config.ini. KIVY_NO_CONFIG: Kivy neither creates nor reads nor writes
+    # anything there (its defaults in memory, which a fresh config.ini holds anyway).
     kivy_home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         DISPLAY=display,
         KIVY_NO_ARGS="1",
         KIVY_HOME=str(kivy_home),
+        KIVY_NO_CONFIG="1",
         KIVY_NO_FILELOG="1",
         KIVY_LOG_MODE="PYTHON",
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
