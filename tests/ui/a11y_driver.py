@@ -36,6 +36,7 @@ from kivy.core.window import Window  # noqa: E402
 from kivy.metrics import Metrics  # noqa: E402
 from kivy.tests.common import UnitTestTouch  # noqa: E402
 from kivy.uix.button import Button  # noqa: E402
+from kivy.uix.scrollview import ScrollView  # noqa: E402
 
 from kiosk.settings import TabletPreferences  # noqa: E402
 from screens.app import LiensApp, ShownCall  # noqa: E402
@@ -222,6 +223,23 @@ def run_steps(app: LiensApp, core: A11yCore, result: dict[str, Any], args: dict[
             path = Path(shots) / f"{name}-{language}-{WIDTH}x{HEIGHT}.png"
             written = Path(Window.screenshot(name=str(path)))
             written.replace(path)
+        yield from touch_walk(app, screen, name, result.setdefault("touch_walk", {}))
+
+    # The memory game's boards, whose stages are layers over each other: a finger on each card
+    # must reach that card (at 1280x800 the hidden "change the number of cards" of the "Bravo"
+    # layer took card 13's touches on the 8-pair board).
+    reset(app, language)
+    yield 0.1
+    app.manager.current = "activity_memory"
+    yield from settled(app)
+    memory = app.manager.get_screen("activity_memory")
+    for pairs in (4, 6, 8):
+        memory.start_game(pairs)
+        yield from wait_until(lambda n=pairs: len(memory.cards()) == 2 * n, timeout=10)
+        yield from settled(app)
+        yield from touch_walk(app, memory, "activity_memory", result["touch_walk"])
+    result["touch_walk"]["memory_boards"] = [4, 6, 8]
+    memory.choose_again()
 
     # The night look (quiet time): greyed tiles, the night line and the shade over the home,
     # senior and youth. A night window around now makes it night whatever the hour of the run.
@@ -316,6 +334,70 @@ def run_steps(app: LiensApp, core: A11yCore, result: dict[str, Any], args: dict[
         }
 
 
+def _related(a: Any, b: Any) -> bool:
+    """Whether ``a`` is ``b`` or one holds the other (a button inside a card, say)."""
+    for inner, outer in ((a, b), (b, a)):
+        node = inner
+        while node is not None:
+            if node is outer:
+                return True
+            parent = node.parent
+            node = parent if parent is not node else None
+    return False
+
+
+def touch_walk(app: LiensApp, screen: Any, name: str, walk: dict[str, Any]) -> Steps:
+    """A finger on the centre of every visible touch target of ``screen``: the target (or a
+    widget inside it) must be the one that takes the touch, not a neighbour or a hidden layer
+    on top (the memory game's hidden "change the number of cards" took card 13's touches).
+
+    The finger then slides off the screen before lifting: nothing is released (no call placed,
+    no screen changed). A touch under a ScrollView that waits to tell a tap from a drag is
+    handed to the widget under it after ``scroll_timeout`` and three frames: the walk waits for
+    that.
+    """
+    size = (Window.width, Window.height)
+    targets = [
+        w for w in a11y.visible_widgets(screen, size) if a11y.is_touch_target(w) and not w.disabled
+    ]
+    walk.setdefault("targets", 0)
+    wrong = walk.setdefault("wrong", [])
+    untaken = walk.setdefault("untaken", [])
+    for target in targets:
+        if app.manager.current != name:
+            break
+        x, y = target.to_window(*target.center)
+        touch = UnitTestTouch(x, y)
+        touch.touch_down()
+        waits = [
+            float(g.scroll_timeout) / 1000 for g in _grabbed(touch) if isinstance(g, ScrollView)
+        ]
+        if waits:
+            # Kivy's ScrollView hands the touch on after its timeout and at least 3 frames.
+            yield max(waits)
+            waited = 0.0
+            while waited < 2.0 and not any(a11y.is_touch_target(g) for g in _grabbed(touch)):
+                yield 0.05
+                waited += 0.05
+        takers = [g for g in _grabbed(touch) if a11y.is_touch_target(g)]
+        walk["targets"] += 1
+        if not takers:
+            grabbed = ", ".join(type(g).__name__ for g in _grabbed(touch)) or "nothing"
+            untaken.append(f"{name}: {a11y.widget_path(target)} (grabbed: {grabbed})")
+        elif not any(_related(t, target) for t in takers):
+            wrong.append(
+                f"{name}: {a11y.widget_path(target)} at ({x:.0f}, {y:.0f}) was taken by "
+                + ", ".join(a11y.widget_path(t) for t in takers)
+            )
+        touch.touch_move(-500, -500)
+        touch.touch_up()
+        yield 0
+
+
+def _grabbed(touch: Any) -> list[Any]:
+    return [g for g in (ref() for ref in touch.grab_list) if g is not None]
+
+
 def press_and_watch(widget: Any, pressed: Callable[[], bool], seen: dict[str, Any]) -> Steps:
     """Put a finger on ``widget`` and count the frames drawn until one shows it pressed.
 
@@ -354,7 +436,9 @@ def main(argv: list[str]) -> int:
         Path(shots).mkdir(parents=True, exist_ok=True)
     photo = out_dir / "photo-c1.png"
     write_portrait_png(photo)
-    config = tablet_config(language)
+    # Day: a night window far from now, so the day's screens look the same whatever the hour
+    # of the run (the kiosk's default night, 21:00-08:00, greyed an evening run's home).
+    config = at_night(tablet_config(language), night=False)
     core = A11yCore(
         language, config=config, photo_paths={"c1": str(photo)}, connection_state="online"
     )

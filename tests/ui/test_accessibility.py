@@ -6,7 +6,9 @@ dpi / 160 (what Android reports, what deploy/kiosk writes for a Linux tablet), o
 screen listed by the app's ScreenManager and walks its widget tree
 (``screens.components.a11y``). It fails on a touch target under 18 mm, text under 24 sp (names
 under 32 sp), or a text/background contrast under 7:1; it prints the smallest target and the
-lowest contrast found, and writes them to ``a11y-summary.json`` in the test's tmp dir.
+lowest contrast found, and writes them to ``a11y-summary.json`` in the test's tmp dir. It also
+puts a finger on the centre of every visible target (and of every card of the memory game's
+4-, 6- and 8-pair boards) and fails when another widget takes the touch.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def measured(big_display: str, tmp_path_factory: pytest.TempPathFactory) -> dict
         "\naccessibility: smallest touch target "
         f"{summary['smallest_target_mm']} mm ({summary['smallest_target_where']}), "
         f"lowest contrast {summary['lowest_contrast']}:1 ({summary['lowest_contrast_where']}); "
+        f"targets touched {summary['targets_touched']}; "
         f"summary in {base / 'a11y-summary.json'}\n"
     )
     return {"runs": runs, "summary": summary}
@@ -122,6 +125,9 @@ def summarise(runs: dict[str, Any]) -> dict[str, Any]:
         "lowest_contrast_where": lowest[1],
         "feedback": {size: run.get("feedback") for size, run in runs.items()},
         "dpi": {size: run.get("dpi") for size, run in runs.items()},
+        "targets_touched": {
+            size: run.get("touch_walk", {}).get("targets") for size, run in runs.items()
+        },
     }
 
 
@@ -157,6 +163,17 @@ def test_targets_text_sizes_and_contrast(measured, size):
     summary = measured["summary"]
     assert summary["smallest_target_mm"] >= 18.0
     assert summary["lowest_contrast"] >= 7.0
+
+
+@pytest.mark.ui
+@pytest.mark.parametrize("size", [f"{w}x{h}" for w, h in SIZES])
+def test_a_finger_on_each_target_reaches_that_target(measured, size):
+    # A finger on the centre of every visible target of every screen: the widget that takes
+    # the touch is that target (or inside it), never a neighbour or a hidden layer on top.
+    walk = run_for(measured, size)["touch_walk"]
+    assert walk["targets"] >= 60
+    assert walk["wrong"] == []
+    assert walk["untaken"] == []
 
 
 @pytest.mark.ui
