@@ -32,7 +32,6 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 from kivy.clock import Clock  # noqa: E402
 from kivy.config import Config  # noqa: E402
 from kivy.core.window import Window  # noqa: E402
-from kivy.lang import Builder  # noqa: E402
 from kivy.properties import StringProperty  # noqa: E402
 from kivymd.app import MDApp  # noqa: E402
 from kivymd.uix.screenmanager import MDScreenManager  # noqa: E402
@@ -43,10 +42,10 @@ from screens.activities.host import ActivityHost  # noqa: E402
 from screens.call.sentences import ended_sentence, refused_sentence  # noqa: E402
 from screens.components import KV_FILES as COMPONENT_KV_FILES  # noqa: E402
 from screens.components import background  # noqa: E402
+from screens.components import load_kv_files as _load_kv_files  # noqa: E402
 from screens.components.scheme import KioskThemeManager  # noqa: E402
 from screens.enrolment import enrolment  # noqa: E402
 from screens.home import home  # noqa: E402
-from screens.picker import KV_FILES as PICKER_KV_FILES  # noqa: E402
 from screens.picker import WhoIsHere  # noqa: E402
 
 if TYPE_CHECKING:
@@ -59,8 +58,9 @@ log = logging.getLogger(__name__)
 
 # What the first screen needs (docs/kiosk.md, "Start-up"). The other screens' kv files are
 # loaded with them, once the home is on screen: enrolment (when enrolled), "Ask for a contact",
-# staff (LiensApp._build_later) and the calls (LiensApp.build_call_screens).
-KV_FILES = (*COMPONENT_KV_FILES, home.KV_FILE, *PICKER_KV_FILES)
+# staff (LiensApp._build_later), the picker and the PIN keypad (WhoIsHere) and the calls
+# (LiensApp.build_call_screens).
+KV_FILES = (*COMPONENT_KV_FILES, home.KV_FILE)
 # Seconds after the first frame: the screens the home does not show are built then, one part a
 # frame (a touch in between is answered at once).
 AFTER_FIRST_FRAME_DELAY = 0.25
@@ -99,10 +99,7 @@ class ShownCall:
 
 def load_kv_files(files: Any = KV_FILES) -> None:
     """Load kv ``files``, each once, whatever the number of apps built in this process."""
-    loaded = {os.path.abspath(f) for f in Builder.files}
-    for path in files:
-        if str(path.resolve()) not in loaded:
-            Builder.load_file(str(path))
+    _load_kv_files(files)
 
 
 class LiensApp(MDApp):

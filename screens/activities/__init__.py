@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 AUDIENCES = frozenset({"senior", "youth"})
 
 
+def lazy_screen(module: str, name: str) -> Callable[..., Any]:
+    """A screen factory that imports ``module`` when the screen is first built: the registry
+    reads every activity's ``__init__`` before the home's first frame, the screens come after."""
+
+    def build(**kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(**kwargs)
+
+    return build
+
+
 @dataclass(frozen=True)
 class Activity:
     """What the registry knows of one activity."""

@@ -23,10 +23,17 @@ from kivy.clock import Clock
 from kivy.core.window import Window
 
 from kiosk import i18n, session, viewmodel
+from screens.components import BIG_TILE_KV_FILE, load_kv_files
+from screens.picker.picker import KV_FILE as PICKER_KV_FILE
 from screens.picker.picker import PickerScreen
+from screens.pin.pin import KV_FILE as PIN_KV_FILE
 from screens.pin.pin import PinScreen
 
 log = logging.getLogger(__name__)
+
+# The picker's and the keypad's rules, loaded with the first of them built (a lone senior's
+# tablet parses them after its home's first frame: ~13 ms here).
+KV_FILES = (BIG_TILE_KV_FILE, PICKER_KV_FILE, PIN_KV_FILE)
 
 # Screens a resident uses on their own home: the inactivity timer runs there (never in a call).
 IDLE_SCREENS = frozenset({"home", "pin", "request_contact", "request_sent"})
@@ -61,6 +68,7 @@ class WhoIsHere:
     @property
     def picker_screen(self) -> PickerScreen:
         if self._picker_screen is None:
+            load_kv_files(KV_FILES)
             screen = PickerScreen(name="picker")
             screen.bind(on_resident_chosen=lambda _s, rid: self.choose(rid))
             screen.choices = self._choices
@@ -71,6 +79,7 @@ class WhoIsHere:
     @property
     def pin_screen(self) -> PinScreen:
         if self._pin_screen is None:
+            load_kv_files(KV_FILES)
             screen = PinScreen(name="pin")
             screen.bind(
                 on_pin_entered=lambda _s, pin: self._check_pin(pin),

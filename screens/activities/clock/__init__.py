@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
-from screens.activities import Activity
-from screens.activities.clock.clock import KV_FILE
+from screens.activities import Activity, lazy_screen
 
-
-def _screen(**kwargs: Any) -> Any:
-    from screens.activities.clock.clock import DayAndTimeScreen
-
-    return DayAndTimeScreen(**kwargs)
-
+KV_FILE = Path(__file__).with_name("clock.kv")
 
 ACTIVITY = Activity(
     key="clock",
     name="Day and time",
     icon="calendar-clock",
     audiences=frozenset({"senior"}),
-    screen=_screen,
+    screen=lazy_screen("screens.activities.clock.clock", "DayAndTimeScreen"),
     kv_file=KV_FILE,
     order=30,
 )

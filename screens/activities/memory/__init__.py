@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from screens.activities import Activity
-from screens.activities.memory.memory import KV_FILE, MemoryScreen
+from pathlib import Path
+
+from screens.activities import Activity, lazy_screen
+
+KV_FILE = Path(__file__).with_name("memory.kv")
 
 ACTIVITY = Activity(
     key="memory",
     name="Pairs game",
     icon="cards-outline",
     audiences=frozenset({"senior", "youth"}),
-    screen=MemoryScreen,
+    screen=lazy_screen("screens.activities.memory.memory", "MemoryScreen"),
     kv_file=KV_FILE,
     order=20,
 )

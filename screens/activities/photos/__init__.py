@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from screens.activities import Activity
-from screens.activities.photos.slideshow import KV_FILE, SlideshowScreen
+from pathlib import Path
+
+from screens.activities import Activity, lazy_screen
+
+KV_FILE = Path(__file__).with_name("slideshow.kv")
 
 ACTIVITY = Activity(
     key="photos",
     name="Family photos",
     icon="image-multiple",
     audiences=frozenset({"senior", "youth"}),
-    screen=SlideshowScreen,
+    screen=lazy_screen("screens.activities.photos.slideshow", "SlideshowScreen"),
     kv_file=KV_FILE,
     order=10,
 )
