@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiosk import enrolment, heartbeat
+from kiosk import enrolment, heartbeat, speech
 from kiosk.calls import CallInfo, CallRefused, CallStats, LatestFrame
 from kiosk.link import Link, event_item
 from kiosk.photos import PhotoCache, PhotoSync, SyncSummary, portrait_files
@@ -139,6 +139,7 @@ class KioskCore:
         self.stop()
         self.settings.forget_credentials()
         self.store.clear_config()
+        speech.forget(self.settings.data_dir)
         self.credentials = None
         self._config = None
         self._state = "not_enrolled"
@@ -369,6 +370,7 @@ class KioskCore:
         self._config = None
         self.credentials = None
         self.settings.forget_credentials()
+        speech.forget(self.settings.data_dir)
         self._state = "not_enrolled"
         link, self.link = self.link, None
         if link is not None:

@@ -141,6 +141,7 @@ class LiensApp(MDApp):
         self.call: ShownCall | None = None
         self._pending_calls: list[dict[str, Any]] = []
         self._call_timer: Any = None
+        self._announcer: Any = None  # kiosk.speech.Announcer, made at the first announcement
 
     # --- translation -------------------------------------------------------------------------
 
@@ -626,6 +627,7 @@ class LiensApp(MDApp):
                 self._show_outgoing(state)
         elif state == "incoming":
             self._show_incoming(shown, event.get("auto_answer_s"))
+            self._announce_caller(shown, str(event.get("resident_id") or ""))
         elif state == "supervising":
             self._show_supervision(shown, event)
         elif state in ("connecting", "connected"):
@@ -681,6 +683,45 @@ class LiensApp(MDApp):
             auto_answer_s=seconds,
         )
         self._show_screen(screen.name)
+
+    def _announce_caller(self, shown: ShownCall, resident_id: str) -> None:
+        """Say who calls, if the called resident's setting says so (``kiosk.speech``).
+
+        The setting is read and the sentence synthesised (once, then kept) off the main thread;
+        the ringing screen gets it when it is ready, if the call still rings."""
+        screen = self.incoming_screen
+        if screen is None or not resident_id:
+            return
+        text, language = screen.title_text, i18n.get_language()
+        data_dir = getattr(getattr(self.core, "settings", None), "data_dir", None)
+        if self._announcer is None:
+            from kiosk import speech
+
+            self._announcer = speech.announcer_for(data_dir)
+        announcer, call_id = self._announcer, shown.call_id
+
+        def work() -> None:
+            from kiosk.audio import hearing
+
+            try:
+                profiles = hearing.use_data_dir(data_dir) if data_dir else hearing.profiles()
+                wanted = profiles.get(resident_id).announce
+            except Exception:
+                log.exception("could not read the hearing setting of %s", resident_id)
+                return
+            if wanted:
+                path = announcer.speech(text, language)
+                if path is not None:
+                    Clock.schedule_once(lambda _dt: self._announcement_ready(call_id, path), 0)
+
+        threading.Thread(target=work, name="liens-announce", daemon=True).start()
+
+    def _announcement_ready(self, call_id: str, path: Any) -> None:
+        shown, screen = self.call, self.incoming_screen
+        if shown is None or shown.ended or shown.call_id != call_id or screen is None:
+            return
+        if self.manager is not None and self.manager.current == screen.name:
+            screen.announce(str(path))
 
     def _show_incall(self, shown: ShownCall) -> None:
         screen = self.incall_screen

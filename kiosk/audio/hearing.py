@@ -6,7 +6,9 @@ Many residents are hard of hearing. Staff set, per resident, on the tablet's sta
   it too with the big − and + buttons of the in-call screen, and the tablet remembers it for
   their next call;
 * a **speech boost**: +6 dB over 1–4 kHz (:class:`kiosk.audio.dsp.SpeechBoost`), where
-  consonants are and where hearing loss starts.
+  consonants are and where hearing loss starts;
+* **spoken announcements**: the tablet says who is calling ("Julie vous appelle") before its
+  chime (:mod:`kiosk.speech`), for a resident who sees the screen poorly or is across the room.
 
 A limiter after both keeps anything from clipping. The setting stays on the tablet: it is a
 local preference like the tablet's language and volume, never sent to the server.
@@ -36,6 +38,7 @@ class HearingProfile:
 
     boost_db: float = 0.0
     speech_boost: bool = False
+    announce: bool = False  # say who is calling (kiosk.speech)
 
     @property
     def level(self) -> int:
@@ -47,7 +50,11 @@ class HearingProfile:
         return replace(self, boost_db=clamp_boost(self.boost_db + steps * BOOST_STEP_DB))
 
     def to_json(self) -> dict[str, Any]:
-        return {"boost_db": self.boost_db, "speech_boost": self.speech_boost}
+        return {
+            "boost_db": self.boost_db,
+            "speech_boost": self.speech_boost,
+            "announce": self.announce,
+        }
 
     @classmethod
     def from_json(cls, obj: Any) -> HearingProfile:
@@ -57,7 +64,11 @@ class HearingProfile:
             boost = clamp_boost(float(obj.get("boost_db", 0.0)))
         except (TypeError, ValueError):
             boost = 0.0
-        return cls(boost_db=boost, speech_boost=obj.get("speech_boost") is True)
+        return cls(
+            boost_db=boost,
+            speech_boost=obj.get("speech_boost") is True,
+            announce=obj.get("announce") is True,
+        )
 
 
 def clamp_boost(boost_db: float) -> float:

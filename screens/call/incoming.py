@@ -5,6 +5,11 @@ The app sets the caller and ``auto_answer_s`` (-1: none); the screen counts down
 is set, but only shows it: the call engine answers by itself. The ringtone is a short chime
 generated once into the cache (``wave``, no binary asset in the repository); with no audio
 device (Xvfb) it is simply silent.
+
+For a resident whose setting says so (``kiosk.audio.hearing``, "say who calls"), the app hands
+the screen the spoken sentence (``announce()``, a WAV from ``kiosk.speech``): the screen says it
+first, then chimes, and says it again after every :data:`CHIMES_BETWEEN_ANNOUNCEMENTS` chimes,
+never over a chime.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ COUNTDOWN_TICK = 0.2  # seconds: the number changes within a fifth of a second o
 
 RINGTONE_RATE = 22050
 RINGTONE_NAME = "liens-ringtone-v1.wav"
+RINGTONE_SECONDS = 2.5  # one chime and its silence: the loop's period
+ANNOUNCE_GAP_S = 0.4  # between the spoken name and the chime
+CHIMES_BETWEEN_ANNOUNCEMENTS = 3
 
 
 def write_ringtone(path: Path) -> Path:
@@ -40,7 +48,7 @@ def write_ringtone(path: Path) -> Path:
     """
     frames = bytearray()
     notes = ((659.25, 0.0, 0.6), (523.25, 0.6, 0.6))
-    total = int(RINGTONE_RATE * 2.5)
+    total = int(RINGTONE_RATE * RINGTONE_SECONDS)
     for i in range(total):
         t = i / RINGTONE_RATE
         sample = 0.0
@@ -98,6 +106,36 @@ class Ringtone:
         return self._sound
 
 
+class Voice:
+    """A spoken sentence (a WAV file) played once; every failure only means silence."""
+
+    def __init__(self) -> None:
+        self._sound: Any = None
+        self._path = ""
+
+    def play(self, path: str) -> float:
+        """Start saying the sentence of ``path``; how long it lasts (0.0: it is not said)."""
+        if path != self._path:
+            self.stop()
+            self._path, self._sound = path, None
+            try:
+                from kivy.core.audio import SoundLoader
+
+                self._sound = SoundLoader.load(path)
+            except Exception:
+                log.warning("could not load the spoken announcement %s", path, exc_info=True)
+        sound = self._sound
+        if sound is None or not sound.length:
+            return 0.0
+        sound.loop = False
+        sound.play()
+        return float(sound.length)
+
+    def stop(self) -> None:
+        if self._sound is not None:
+            self._sound.stop()
+
+
 class IncomingCallScreen(CallScreen):
     """While the tablet rings for a relative's call."""
 
@@ -111,11 +149,15 @@ class IncomingCallScreen(CallScreen):
     answering = BooleanProperty(False)  # "Answer" touched: wait for the connection
     title_text = StringProperty("")
     countdown_text = StringProperty("")
+    announcement = StringProperty("")  # the WAV that says who calls ("": the chime only)
 
     def __init__(self, **kwargs: Any) -> None:
         self._deadline: float | None = None
         self._tick_event: Any = None
+        self._ringing = False  # shown, not yet answered or declined
+        self._sound_events: list[Any] = []
         self.ringtone = Ringtone()
+        self.voice = Voice()
         super().__init__(**kwargs)
         self.bind(contact_name=self._update_texts, countdown=self._update_texts)
         self._update_texts()
@@ -124,6 +166,7 @@ class IncomingCallScreen(CallScreen):
         """Show a new incoming call; ``auto_answer_s`` < 0 means no automatic answer."""
         self.contact_name, self.photo, self.initials = contact_name, photo, initials
         self.answering = False
+        self.announcement = ""  # the app hands the new caller's sentence when it is ready
         self.auto_answer_s = auto_answer_s
         self._stop_countdown()
         if auto_answer_s >= 0:
@@ -155,22 +198,65 @@ class IncomingCallScreen(CallScreen):
         self.title_text = incoming_title(self.contact_name)
         self.countdown_text = countdown_text(int(self.countdown))
 
+    # -- sounds ---------------------------------------------------------------------------------
+
+    def announce(self, path: str) -> None:
+        """Say who calls (the WAV at ``path``) before the chimes, from now on, for this call."""
+        if path == self.announcement:
+            return
+        self.announcement = path
+        if self._ringing:
+            self._say()
+
+    def _say(self, *_args: Any) -> None:
+        self._cancel_sound_events()
+        if not self._ringing:
+            return
+        self.ringtone.stop()
+        length = self.voice.play(self.announcement) if self.announcement else 0.0
+        if length <= 0:
+            self.ringtone.play()
+            return
+        chime_at = length + ANNOUNCE_GAP_S
+        self._sound_events = [
+            Clock.schedule_once(self._chime, chime_at),
+            Clock.schedule_once(
+                self._say, chime_at + CHIMES_BETWEEN_ANNOUNCEMENTS * RINGTONE_SECONDS
+            ),
+        ]
+
+    def _chime(self, *_args: Any) -> None:
+        if self._ringing:
+            self.ringtone.play()
+
+    def _silence(self) -> None:
+        self._ringing = False
+        self._cancel_sound_events()
+        self.voice.stop()
+        self.ringtone.stop()
+
+    def _cancel_sound_events(self) -> None:
+        for event in self._sound_events:
+            event.cancel()
+        self._sound_events = []
+
     def on_enter(self, *_args: Any) -> None:
-        self.ringtone.play()
+        self._ringing = True
+        self._say()
 
     def on_leave(self, *_args: Any) -> None:
-        self.ringtone.stop()
+        self._silence()
         self._stop_countdown()
 
     def answer_released(self) -> None:
         if self.accepts_taps() and not self.answering:
             self.answering = True
-            self.ringtone.stop()
+            self._silence()
             self.dispatch("on_answer_requested")
 
     def decline_released(self) -> None:
         if self.accepts_taps() and not self.answering:
-            self.ringtone.stop()
+            self._silence()
             self.dispatch("on_decline_requested")
 
     def on_answer_requested(self) -> None:

@@ -42,6 +42,7 @@ def hearing_rows(config: dict[str, Any] | None) -> list[dict[str, Any]]:
                 "name": name or resident_id,
                 "boost_db": profile.boost_db,
                 "speech_boost": profile.speech_boost,
+                "announce": profile.announce,
             }
         )
     return rows
@@ -100,9 +101,9 @@ class HearingFlow:
         screen.echo_cancel = "system" if state.system_echo_cancel else "app"
 
     def _on_hearing_changed(
-        self, _screen: Any, resident_id: str, boost_db: float, speech_boost: bool
+        self, _screen: Any, resident_id: str, boost_db: float, speech_boost: bool, announce: bool
     ) -> None:
-        profile = HearingProfile(boost_db=boost_db, speech_boost=speech_boost)
+        profile = HearingProfile(boost_db=boost_db, speech_boost=speech_boost, announce=announce)
         try:
             hearing.profiles().set(resident_id, profile)
         except (OSError, ValueError):

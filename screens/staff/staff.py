@@ -7,7 +7,8 @@ brightness, enrol again (after a confirmation) and leave the kiosk. It speaks th
 language, whatever the resident's.
 
 "Residents' hearing" opens a panel with one row per resident of the tablet: their voice boost
-(− and +, 0 to +12 dB) and the clearer voice (speech boost, docs/audio.md); each change goes up
+(− and +, 0 to +12 dB), the clearer voice (speech boost, docs/audio.md) and the spoken
+announcement of who is calling (``kiosk.speech``); each change goes up
 as ``on_hearing_changed`` and the flow keeps it in the tablet's local preferences. The screen
 also says who cancels echo: the tablet itself, or PipeWire's canceller (deploy/kiosk/).
 """
@@ -59,25 +60,32 @@ class HearingRow(MDBoxLayout):
     name = StringProperty("")
     boost_db = NumericProperty(0)
     speech_boost = BooleanProperty(False)
+    announce = BooleanProperty(False)
     boost_text = StringProperty("")
     speech_text = StringProperty("")
+    announce_text = StringProperty("")
     screen: Any = None
 
     def on_kv_post(self, base_widget: Any) -> None:
-        self.bind(boost_db=self.refresh_texts, speech_boost=self.refresh_texts)
+        self.bind(
+            boost_db=self.refresh_texts,
+            speech_boost=self.refresh_texts,
+            announce=self.refresh_texts,
+        )
         self.refresh_texts()
 
     def refresh_texts(self, *_args: Any) -> None:
         self.boost_text = boost_sentence(self.boost_db)
         self.speech_text = _("Clearer voice: yes") if self.speech_boost else _("Clearer voice: no")
+        self.announce_text = _("Say who calls: yes") if self.announce else _("Say who calls: no")
 
     def step(self, steps: int) -> None:
         if self.screen is not None:
             self.screen.hearing_step(self.resident_id, steps)
 
-    def toggle(self) -> None:
+    def toggle(self, setting: str = "speech_boost") -> None:
         if self.screen is not None:
-            self.screen.hearing_toggle(self.resident_id)
+            self.screen.hearing_toggle(self.resident_id, setting)
 
 
 class HearingPanel(MDBoxLayout):
@@ -144,7 +152,7 @@ class StaffScreen(MDScreen):
     confirming_reenrol = BooleanProperty(False)
     # Who cancels echo: "app", "system" (PipeWire), or "" when not checked.
     echo_cancel = StringProperty("")
-    # One dict per resident: resident_id, name, boost_db, speech_boost.
+    # One dict per resident: resident_id, name, boost_db, speech_boost, announce.
     hearing_rows = ListProperty([])
     showing_hearing = BooleanProperty(False)
     echo_text = StringProperty("")
@@ -191,6 +199,7 @@ class StaffScreen(MDScreen):
             for row, entry in zip(rows, self.hearing_rows, strict=True):
                 row.boost_db = float(entry["boost_db"])
                 row.speech_boost = bool(entry["speech_boost"])
+                row.announce = bool(entry.get("announce"))
             return
         box.clear_widgets()
         for entry in self.hearing_rows:
@@ -199,6 +208,7 @@ class StaffScreen(MDScreen):
                 name=str(entry["name"]),
                 boost_db=float(entry["boost_db"]),
                 speech_boost=bool(entry["speech_boost"]),
+                announce=bool(entry.get("announce")),
             )
             row.screen = self
             box.add_widget(row)
@@ -215,7 +225,11 @@ class StaffScreen(MDScreen):
             if entry["resident_id"] == resident_id:
                 entry = {**entry, **change}
                 self.dispatch(
-                    "on_hearing_changed", resident_id, entry["boost_db"], entry["speech_boost"]
+                    "on_hearing_changed",
+                    resident_id,
+                    entry["boost_db"],
+                    entry["speech_boost"],
+                    bool(entry.get("announce")),
                 )
             rows.append(entry)
         self.hearing_rows = rows
@@ -230,10 +244,13 @@ class StaffScreen(MDScreen):
                     self._change_hearing(resident_id, boost_db=boost)
                 return
 
-    def hearing_toggle(self, resident_id: str) -> None:
+    def hearing_toggle(self, resident_id: str, setting: str = "speech_boost") -> None:
+        """Turn ``setting`` ("speech_boost" or "announce") of ``resident_id`` on or off."""
+        if setting not in ("speech_boost", "announce"):
+            raise ValueError(f"no hearing setting {setting!r}")
         for entry in self.hearing_rows:
             if entry["resident_id"] == resident_id:
-                self._change_hearing(resident_id, speech_boost=not entry["speech_boost"])
+                self._change_hearing(resident_id, **{setting: not entry.get(setting)})
                 return
 
     def choose_language(self, code: str) -> None:
@@ -268,4 +285,6 @@ class StaffScreen(MDScreen):
     def on_brightness_chosen(self, value: float) -> None: ...
     def on_reenrol_confirmed(self) -> None: ...
     def on_leave_requested(self) -> None: ...
-    def on_hearing_changed(self, resident_id: str, boost_db: float, speech_boost: bool) -> None: ...
+    def on_hearing_changed(
+        self, resident_id: str, boost_db: float, speech_boost: bool, announce: bool
+    ) -> None: ...

@@ -30,6 +30,7 @@ Config.set("graphics", "resizable", "0")
 Config.set("input", "mouse", "mouse,disable_multitouch")
 
 from kivy.metrics import Metrics, mm  # noqa: E402
+from kivy.uix.label import Label  # noqa: E402
 
 from kiosk.audio import hearing, live  # noqa: E402
 from kiosk.audio.devices import probe  # noqa: E402
@@ -65,6 +66,18 @@ class AudioCore(FakeCallCore):
 def rect(widget: Any) -> list[float]:
     x, y = widget.to_window(widget.x, widget.y)
     return [round(x), round(y), round(widget.width), round(widget.height)]
+
+
+def row_texts(row: Any) -> list[str]:
+    """What a row of the hearing panel says: name, boost, clearer voice, spoken announcements."""
+    ids = row.ids
+    return [row.name, ids.boost_label.text, ids.speech_toggle.text, ids.announce_toggle.text]
+
+
+def fits(button: Any) -> list[float]:
+    """A button's label's drawn text size against the button's size: [tw, th, bw, bh]."""
+    label = next(w for w in button.walk(restrict=True) if isinstance(w, Label))
+    return [*label.texture_size, button.width, button.height]
 
 
 def overlaps(a: list[float], b: list[float]) -> bool:
@@ -149,7 +162,9 @@ def scenario_staff(out_dir: Path) -> tuple[AudioCore, Callable[..., Steps]]:
         {"id": "r2", "first_name": "Marcel", "kind": "senior", "language": "fr", "contacts": []}
     )
     HearingProfiles(data_dir).set("r1", HearingProfile())
-    HearingProfiles(data_dir).set("r2", HearingProfile(boost_db=9.0, speech_boost=True))
+    HearingProfiles(data_dir).set(
+        "r2", HearingProfile(boost_db=9.0, speech_boost=True, announce=True)
+    )
     core = AudioCore(data_dir, config=data)
 
     def steps(app: LiensApp, result: dict[str, Any]) -> Steps:
@@ -175,13 +190,22 @@ def scenario_staff(out_dir: Path) -> tuple[AudioCore, Callable[..., Steps]]:
         yield from wait_until(lambda: staff.showing_hearing)
         yield 0.3
         rows = staff.hearing_widgets()
-        result["rows"] = [[r.name, r.ids.boost_label.text, r.ids.speech_toggle.text] for r in rows]
+        result["rows"] = [row_texts(r) for r in rows]
         jeanne = rows[0]
         result["row_button_heights_px"] = [
             jeanne.ids.minus.height,
             jeanne.ids.plus.height,
             jeanne.ids.speech_toggle.height,
+            jeanne.ids.announce_toggle.height,
         ]
+        result["row_boxes"] = {
+            name: rect(jeanne.ids[name])
+            for name in ("minus", "boost_label", "plus", "speech_toggle", "announce_toggle")
+        }
+        # Each toggle's words fit inside it, at 1280x800 (the narrowest screen).
+        result["toggle_fits"] = {
+            name: fits(jeanne.ids[name]) for name in ("speech_toggle", "announce_toggle")
+        }
         result["eighteen_mm_px"] = mm(18)
         yield from tap(jeanne.ids.minus)  # already at "normal": stays there
         yield 0.2
@@ -190,11 +214,13 @@ def scenario_staff(out_dir: Path) -> tuple[AudioCore, Callable[..., Steps]]:
         yield from wait_until(lambda: staff.hearing_widgets()[0].boost_db == 3)
         yield from tap(staff.hearing_widgets()[0].ids.speech_toggle)
         yield from wait_until(lambda: staff.hearing_widgets()[0].speech_boost)
+        yield from tap(staff.hearing_widgets()[0].ids.announce_toggle)
+        yield from wait_until(lambda: staff.hearing_widgets()[0].announce)
+        yield from tap(staff.hearing_widgets()[1].ids.announce_toggle)  # Marcel's: on -> off
+        yield from wait_until(lambda: not staff.hearing_widgets()[1].announce)
         yield 0.3
         rows = staff.hearing_widgets()
-        result["rows_after"] = [
-            [r.name, r.ids.boost_label.text, r.ids.speech_toggle.text] for r in rows
-        ]
+        result["rows_after"] = [row_texts(r) for r in rows]
         result["saved"] = {
             rid: profile.to_json() for rid, profile in HearingProfiles(data_dir).all().items()
         }

@@ -101,18 +101,24 @@ def test_staff_set_each_residents_hearing_and_it_is_kept_on_the_tablet(audio_sce
     result = audio_scenario("staff")
     assert result["hearing_button"] == "Audition des résidents"
     assert result["rows"] == [
-        ["Jeanne", "normal", "Voix plus claire : non"],
-        ["Marcel", "+9 dB", "Voix plus claire : oui"],
+        ["Jeanne", "normal", "Voix plus claire : non", "Dire qui appelle : non"],
+        ["Marcel", "+9 dB", "Voix plus claire : oui", "Dire qui appelle : oui"],
     ]
     for height in result["row_button_heights_px"]:
         assert height >= result["eighteen_mm_px"]
+    boxes = result["row_boxes"]
+    for a, b in zip(list(boxes.values()), list(boxes.values())[1:], strict=False):
+        assert a[0] + a[2] <= b[0], boxes  # side by side, none over the next
+    assert boxes["announce_toggle"][0] + boxes["announce_toggle"][2] <= 1280
+    for name, (text_w, text_h, width, height) in result["toggle_fits"].items():
+        assert text_w <= width and text_h <= height, (name, result["toggle_fits"])
     assert result["boost_after_minus_at_zero"] == 0
     assert result["rows_after"] == [
-        ["Jeanne", "+3 dB", "Voix plus claire : oui"],
-        ["Marcel", "+9 dB", "Voix plus claire : oui"],
+        ["Jeanne", "+3 dB", "Voix plus claire : oui", "Dire qui appelle : oui"],
+        ["Marcel", "+9 dB", "Voix plus claire : oui", "Dire qui appelle : non"],
     ]
     assert result["saved"] == {
-        "r1": {"boost_db": 3.0, "speech_boost": True},
-        "r2": {"boost_db": 9.0, "speech_boost": True},
+        "r1": {"boost_db": 3.0, "speech_boost": True, "announce": True},
+        "r2": {"boost_db": 9.0, "speech_boost": True, "announce": False},
     }
     assert result["panel_closed"] is True

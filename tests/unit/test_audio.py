@@ -164,7 +164,7 @@ def test_a_damaged_hearing_file_reads_as_defaults_and_is_rewritten(tmp_path: Pat
     assert profiles.get("r1") == HearingProfile()
     profiles.set("r2", HearingProfile(boost_db=3.0))
     assert json.loads((tmp_path / "hearing.json").read_text()) == {
-        "r2": {"boost_db": 3.0, "speech_boost": False}
+        "r2": {"boost_db": 3.0, "speech_boost": False, "announce": False}
     }
     with pytest.raises(ValueError):
         profiles.set("", HearingProfile())
