@@ -54,6 +54,9 @@ def scenario(announce: bool) -> Callable[[Path], tuple[AudioCore, Callable[..., 
             screen = app.incoming_screen
             announced: list[float] = []
             screen.bind(announcement=lambda _s, path: path and announced.append(time.monotonic()))
+            entered: list[float] = []
+            screen.bind(on_pre_enter=lambda *_a: entered.append(time.monotonic()))
+            screen.bind(on_enter=lambda *_a: entered.append(time.monotonic()))
             event_at = time.monotonic()
             core.call_event("incoming", "call-in-1", resident_id="r1")
             yield from settled(app, "call_incoming")
@@ -61,6 +64,7 @@ def scenario(announce: bool) -> Callable[[Path], tuple[AudioCore, Callable[..., 
             if announce:
                 yield from wait_until(lambda: bool(announced), timeout=15)
                 result["announcement_after_s"] = round(announced[0] - event_at, 3)
+                result["entered_after_s"] = [round(t - event_at, 3) for t in entered]
             while time.monotonic() - started < RING_FOR_S:
                 yield 0.1
             result["title"] = screen.title_text

@@ -94,10 +94,12 @@ def test_the_tablet_says_who_calls_then_chimes(results: dict[str, Any], tmp_path
     voice, chime = wav(spoken), wav(Path(result["ringtone"]), seconds=1.2)
     said = peaks(correlation(heard, voice), FOUND, spacing_s=result["announcement_s"])
     chimed = peaks(correlation(heard, chime), FOUND, spacing_s=RINGTONE_SECONDS / 2)
+    entered = result["entered_after_s"]
     print(
         f"announce: sentence on the screen {result['announcement_after_s']} s after the call "
-        f"event; heard the name at {[round(t, 2) for t in said]} s, the chime at "
-        f"{[round(t, 2) for t in chimed]} s of the speaker's file"
+        f"event (screen entering/entered {entered} s); heard the name at "
+        f"{[round(float(t), 2) for t in said]} s, the chime at "
+        f"{[round(float(t), 2) for t in chimed]} s of the speaker's file"
     )
     assert len(said) == 1, said  # said once in these 7 s (again after three chimes)
     # The chimes that follow the name: after it and its pause, one period apart, none over it.
@@ -124,6 +126,10 @@ def test_without_the_setting_the_tablet_only_chimes(
     assert reference is not None
     voice_corr = correlation(heard, wav(reference))
     chimed = peaks(correlation(heard, wav(Path(result["ringtone"]), 1.2)), FOUND, 1.0)
+    print(
+        f"announce off: the sentence's best correlation {float(voice_corr.max()):.3f}, the chime "
+        f"at {[round(float(t), 2) for t in chimed]} s of the speaker's file"
+    )
     assert float(voice_corr.max()) < 0.3, float(voice_corr.max())
     assert len(chimed) >= 3, chimed
     gaps = [b - a for a, b in zip(chimed, chimed[1:], strict=False)]
