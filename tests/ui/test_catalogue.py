@@ -1,7 +1,8 @@
 """The translation catalogues: every string the screens show has its French, .mo files are fresh.
 
-No window needed: strings are extracted from the screens' Python (``_("...")``) and kv
-(``app.tr("...", ...)``) sources with a regular expression.
+No window needed: strings are extracted from the screens' and the core's Python (``_("...")``,
+``ngettext("...", ...)``: its singular) and the screens' kv (``app.tr("...", ...)``) sources with
+a regular expression.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from pathlib import Path
 from kiosk import i18n
 
 REPO = Path(__file__).resolve().parents[2]
-MESSAGE_RE = re.compile(r"""(?:\b_|\btr)\(\s*((?:"[^"\\]*(?:\\.[^"\\]*)*"\s*)+)""")
+MESSAGE_RE = re.compile(r"""(?:\b_|\btr|\bngettext)\(\s*((?:"[^"\\]*(?:\\.[^"\\]*)*"\s*)+)""")
 
 
 def used_messages() -> set[str]:
     found: set[str] = set()
-    for path in [*REPO.glob("screens/**/*.py"), *REPO.glob("screens/**/*.kv")]:
+    sources = [*REPO.glob("screens/**/*.py"), *REPO.glob("screens/**/*.kv")]
+    for path in [*sources, *REPO.glob("kiosk/**/*.py")]:
         for match in MESSAGE_RE.finditer(path.read_text(encoding="utf-8")):
             parts = re.findall(r'"((?:[^"\\]|\\.)*)"', match.group(1))
             found.add("".join(parts))
@@ -33,6 +35,7 @@ def test_extraction_finds_the_screens_strings():
     messages = used_messages()
     assert "The tablet is looking for the network…" in messages
     assert "Erase" in messages
+    assert "tomorrow at {time}" in messages  # kiosk/viewmodel.py
     assert len(messages) > 20
 
 
