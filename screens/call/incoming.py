@@ -218,11 +218,12 @@ class IncomingCallScreen(CallScreen):
             self.ringtone.play()
             return
         chime_at = length + ANNOUNCE_GAP_S
+        # The name again in the silence that ends the last chime's period, before Kivy (which
+        # loops a sound from its clock) starts one more chime to be cut short.
+        again_at = chime_at + CHIMES_BETWEEN_ANNOUNCEMENTS * RINGTONE_SECONDS - ANNOUNCE_GAP_S
         self._sound_events = [
             Clock.schedule_once(self._chime, chime_at),
-            Clock.schedule_once(
-                self._say, chime_at + CHIMES_BETWEEN_ANNOUNCEMENTS * RINGTONE_SECONDS
-            ),
+            Clock.schedule_once(self._say, again_at),
         ]
 
     def _chime(self, *_args: Any) -> None:

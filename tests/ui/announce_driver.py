@@ -40,7 +40,7 @@ from tests.ui.call_driver import JULIE, THOMAS, settled  # noqa: E402
 from tests.ui.driver import Steps, drive, wait_until  # noqa: E402
 from tests.ui.fake_core import config  # noqa: E402
 
-RING_FOR_S = 7.0  # the sentence, the gap, two chimes and part of a third
+RING_FOR_S = 11.0  # the sentence, three chimes, the sentence again, a chime
 
 
 def scenario(announce: bool) -> Callable[[Path], tuple[AudioCore, Callable[..., Steps]]]:
