@@ -39,7 +39,7 @@ from kivymd.uix.screenmanager import MDScreenManager  # noqa: E402
 from kiosk import i18n, viewmodel  # noqa: E402
 from screens import lockdown, loop  # noqa: E402
 from screens.activities.host import ActivityHost  # noqa: E402
-from screens.call.sentences import ended_sentence, refused_sentence  # noqa: E402
+from screens.call.sentences import calling_sentence, ended_sentence, refused_sentence  # noqa: E402
 from screens.components import KV_FILES as COMPONENT_KV_FILES  # noqa: E402
 from screens.components import background  # noqa: E402
 from screens.components import load_kv_files as _load_kv_files  # noqa: E402
@@ -600,6 +600,13 @@ class LiensApp(MDApp):
             return
         self.call = shown
         self._show_outgoing("dialling")
+        if self.outgoing_screen is not None:
+            self._announce(
+                self.outgoing_screen,
+                shown.call_id,
+                str(tile.get("resident_id") or ""),
+                calling_sentence(shown.name) if shown.name else "",
+            )
 
     def _apply_call_events(self, *_args: Any) -> None:
         with self._lock:
@@ -627,7 +634,13 @@ class LiensApp(MDApp):
                 self._show_outgoing(state)
         elif state == "incoming":
             self._show_incoming(shown, event.get("auto_answer_s"))
-            self._announce_caller(shown, str(event.get("resident_id") or ""))
+            if self.incoming_screen is not None:
+                self._announce(
+                    self.incoming_screen,
+                    shown.call_id,
+                    str(event.get("resident_id") or ""),
+                    self.incoming_screen.title_text,
+                )
         elif state == "supervising":
             self._show_supervision(shown, event)
         elif state in ("connecting", "connected"):
@@ -684,21 +697,21 @@ class LiensApp(MDApp):
         )
         self._show_screen(screen.name)
 
-    def _announce_caller(self, shown: ShownCall, resident_id: str) -> None:
-        """Say who calls, if the called resident's setting says so (``kiosk.speech``).
+    def _announce(self, screen: Any, call_id: str, resident_id: str, text: str) -> None:
+        """Have ``screen`` say ``text`` for call ``call_id``, if ``resident_id``'s setting says
+        so (``kiosk.speech``): who calls on the ringing screen, who is called on the outgoing one.
 
         The setting is read and the sentence synthesised (once, then kept) off the main thread;
-        the ringing screen gets it when it is ready, if the call still rings."""
-        screen = self.incoming_screen
-        if screen is None or not resident_id:
+        the screen gets it when it is ready, if it still shows that call."""
+        if not resident_id or not text:
             return
-        text, language = screen.title_text, i18n.get_language()
+        language = i18n.get_language()
         data_dir = getattr(getattr(self.core, "settings", None), "data_dir", None)
         if self._announcer is None:
             from kiosk import speech
 
             self._announcer = speech.announcer_for(data_dir)
-        announcer, call_id = self._announcer, shown.call_id
+        announcer = self._announcer
 
         def work() -> None:
             from kiosk.audio import hearing
@@ -712,13 +725,15 @@ class LiensApp(MDApp):
             if wanted:
                 path = announcer.speech(text, language)
                 if path is not None:
-                    Clock.schedule_once(lambda _dt: self._announcement_ready(call_id, path), 0)
+                    Clock.schedule_once(
+                        lambda _dt: self._announcement_ready(screen, call_id, path), 0
+                    )
 
         threading.Thread(target=work, name="liens-announce", daemon=True).start()
 
-    def _announcement_ready(self, call_id: str, path: Any) -> None:
-        shown, screen = self.call, self.incoming_screen
-        if shown is None or shown.ended or shown.call_id != call_id or screen is None:
+    def _announcement_ready(self, screen: Any, call_id: str, path: Any) -> None:
+        shown = self.call
+        if shown is None or shown.ended or shown.call_id != call_id:
             return
         if self.manager is not None and self.manager.current == screen.name:
             screen.announce(str(path))

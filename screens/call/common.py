@@ -1,4 +1,5 @@
-"""Pieces shared by the call screens: the big call button, the relative's picture, the screen base.
+"""Pieces shared by the call screens: the big call button, the relative's picture, the screen
+base, the spoken sentence (``Voice``, kiosk.speech's WAV files).
 
 ``CallScreen`` ignores the buttons for a moment after it appears: a resident with tremor often
 touches twice, and the second touch must not hang up the call the first one answered.
@@ -6,6 +7,7 @@ touches twice, and the second touch must not hang up the call the first one answ
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -13,6 +15,8 @@ from kivy.properties import OptionProperty, StringProperty
 from kivymd.uix.card import MDCard
 from kivymd.uix.relativelayout import MDRelativeLayout
 from kivymd.uix.screen import MDScreen
+
+log = logging.getLogger(__name__)
 
 TAP_GUARD_SECONDS = 0.8
 
@@ -29,6 +33,36 @@ class ContactPicture(MDRelativeLayout):
 
     photo = StringProperty("")
     initials = StringProperty("")
+
+
+class Voice:
+    """A spoken sentence (a WAV file) played once; every failure only means silence."""
+
+    def __init__(self) -> None:
+        self._sound: Any = None
+        self._path = ""
+
+    def play(self, path: str) -> float:
+        """Start saying the sentence of ``path``; how long it lasts (0.0: it is not said)."""
+        if path != self._path:
+            self.stop()
+            self._path, self._sound = path, None
+            try:
+                from kivy.core.audio import SoundLoader
+
+                self._sound = SoundLoader.load(path)
+            except Exception:
+                log.warning("could not load the spoken announcement %s", path, exc_info=True)
+        sound = self._sound
+        if sound is None or not sound.length:
+            return 0.0
+        sound.loop = False
+        sound.play()
+        return float(sound.length)
+
+    def stop(self) -> None:
+        if self._sound is not None:
+            self._sound.stop()
 
 
 class CallScreen(MDScreen):

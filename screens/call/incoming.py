@@ -26,7 +26,7 @@ from typing import Any
 from kivy.clock import Clock
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
-from screens.call.common import CallScreen
+from screens.call.common import CallScreen, Voice
 from screens.call.sentences import countdown_text, incoming_title
 
 log = logging.getLogger(__name__)
@@ -104,36 +104,6 @@ class Ringtone:
             except Exception:
                 log.warning("no ringtone: the tablet will ring silently", exc_info=True)
         return self._sound
-
-
-class Voice:
-    """A spoken sentence (a WAV file) played once; every failure only means silence."""
-
-    def __init__(self) -> None:
-        self._sound: Any = None
-        self._path = ""
-
-    def play(self, path: str) -> float:
-        """Start saying the sentence of ``path``; how long it lasts (0.0: it is not said)."""
-        if path != self._path:
-            self.stop()
-            self._path, self._sound = path, None
-            try:
-                from kivy.core.audio import SoundLoader
-
-                self._sound = SoundLoader.load(path)
-            except Exception:
-                log.warning("could not load the spoken announcement %s", path, exc_info=True)
-        sound = self._sound
-        if sound is None or not sound.length:
-            return 0.0
-        sound.loop = False
-        sound.play()
-        return float(sound.length)
-
-    def stop(self) -> None:
-        if self._sound is not None:
-            self._sound.stop()
 
 
 class IncomingCallScreen(CallScreen):

@@ -2,7 +2,10 @@
 Julie's…", and one big red "Cancel".
 
 The app sets ``contact_name``, ``photo``, ``initials`` and ``state`` ("dialling" or "ringing");
-the screen dispatches ``on_cancel_requested`` when the resident touches "Cancel".
+the screen dispatches ``on_cancel_requested`` when the resident touches "Cancel". For a resident
+whose setting says so (``kiosk.audio.hearing``, "say who calls"), the app hands the screen the
+spoken "On appelle Julie" (``announce()``): said once, as the screen appears, so that a resident
+who touched the wrong photo hears it and can cancel.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from kivy.properties import StringProperty
 
-from screens.call.common import CallScreen
+from screens.call.common import CallScreen, Voice
 from screens.call.sentences import outgoing_status
 
 KV_FILE = Path(__file__).with_suffix(".kv")
@@ -28,8 +31,11 @@ class OutgoingCallScreen(CallScreen):
     initials = StringProperty("")
     state = StringProperty("dialling")
     status_text = StringProperty("")
+    announcement = StringProperty("")  # the WAV that says who is called ("": none)
 
     def __init__(self, **kwargs: Any) -> None:
+        self._shown = False
+        self.voice = Voice()
         super().__init__(**kwargs)
         self.bind(state=self._update_texts, contact_name=self._update_texts)
         self._update_texts()
@@ -39,6 +45,24 @@ class OutgoingCallScreen(CallScreen):
 
     def _update_texts(self, *_args: Any) -> None:
         self.status_text = outgoing_status(self.state, self.contact_name)
+
+    def announce(self, path: str) -> None:
+        """Say who is called (the WAV at ``path``), once, now or as the screen appears."""
+        if path == self.announcement:
+            return
+        self.announcement = path
+        if self._shown:
+            self.voice.play(path)
+
+    def on_enter(self, *_args: Any) -> None:
+        self._shown = True
+        if self.announcement:
+            self.voice.play(self.announcement)
+
+    def on_leave(self, *_args: Any) -> None:
+        self._shown = False
+        self.voice.stop()
+        self.announcement = ""  # the next call's sentence is handed anew
 
     def cancel_released(self) -> None:
         """The red button was touched (called from kv)."""

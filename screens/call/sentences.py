@@ -20,6 +20,11 @@ def outgoing_status(state: str, name: str) -> str:
     return _("Calling…")
 
 
+def calling_sentence(name: str) -> str:
+    """What the tablet says aloud as it calls ``name`` (spoken announcements)."""
+    return _("Calling {name}.").format(name=name)
+
+
 def incoming_title(name: str) -> str:
     """The big line of the incoming call screen."""
     return _("{name} is calling you").format(name=name)

@@ -7,7 +7,8 @@ for the sound card: everything the app plays is mixed as on a tablet and written
 
 * ``on`` — Jeanne's setting says "say who calls"; Julie calls: the screen gets the sentence
   synthesised by espeak-ng and rings for a while, then the call ends;
-* ``off`` — the same call for a resident without the setting: the chime only.
+* ``off`` — the same call for a resident without the setting: the chime only;
+* ``outgoing`` — Jeanne (with the setting) touches Julie's photo: "On appelle Julie", once.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from screens.app import LiensApp  # noqa: E402
 from screens.call.incoming import ringtone_path  # noqa: E402
 from tests.ui.audio_driver import AudioCore  # noqa: E402
 from tests.ui.call_driver import JULIE, THOMAS, settled  # noqa: E402
-from tests.ui.driver import Steps, drive, wait_until  # noqa: E402
+from tests.ui.driver import Steps, drive, tap, wait_until  # noqa: E402
 from tests.ui.fake_core import config  # noqa: E402
 
 RING_FOR_S = 11.0  # the sentence, three chimes, the sentence again, a chime
@@ -83,7 +84,39 @@ def scenario(announce: bool) -> Callable[[Path], tuple[AudioCore, Callable[..., 
     return make
 
 
-SCENARIOS = {"on": scenario(True), "off": scenario(False)}
+def scenario_outgoing(out_dir: Path) -> tuple[AudioCore, Callable[..., Steps]]:
+    data_dir = out_dir / "data"
+    HearingProfiles(data_dir).set("r1", HearingProfile(announce=True))
+    core = AudioCore(data_dir, config=config([("r1", "Jeanne", [JULIE, THOMAS])]))
+
+    def steps(app: LiensApp, result: dict[str, Any]) -> Steps:
+        yield from wait_until(lambda: len(app.home_screen.tiles()) == 2, timeout=20)
+        yield 0.5
+        julie = next(t for t in app.home_screen.tiles() if t.name == "Julie")
+        yield from tap(julie)
+        yield from wait_until(lambda: app.manager.current == "call_outgoing", timeout=10)
+        screen = app.outgoing_screen
+        yield from wait_until(lambda: screen.announcement != "", timeout=15)
+        started = time.monotonic()
+        result["announcement"] = screen.announcement
+        result["announcement_s"] = wav_seconds(Path(screen.announcement))
+        result["status"] = screen.status_text
+        while time.monotonic() - started < 4.0:
+            yield 0.1
+        result["start_calls"] = core.start_calls
+        result["ringtone"] = str(ringtone_path())
+        result["speaker"] = os.environ["SDL_DISKAUDIOFILE"]
+        result["speech_dir"] = str(data_dir / "speech")
+        core.call_event("ended", "call-out-1", direction="outgoing", reason="cancelled")
+        yield from wait_until(lambda: app.manager.current != "call_outgoing", timeout=10)
+        yield from wait_until(lambda: not app.manager.transition.is_active, timeout=10)
+        yield 0.1
+        result["announcement_after_leave"] = screen.announcement
+
+    return core, steps
+
+
+SCENARIOS = {"on": scenario(True), "off": scenario(False), "outgoing": scenario_outgoing}
 
 
 def main(argv: list[str]) -> int:

@@ -20,7 +20,7 @@ from kiosk.speech import Announcer
 from screens.call.incoming import ANNOUNCE_GAP_S, RINGTONE_SECONDS
 from tests.ui.conftest import run_scenarios, scenario_env
 
-SCENARIOS = ("on", "off")
+SCENARIOS = ("on", "off", "outgoing")
 SPEAKER_RATE = 44100  # SDL_mixer's output as Kivy opens it: 44.1 kHz, 16-bit, stereo
 FOUND = 0.6  # a normalised correlation this high is the same sound (noise stays under 0.2)
 LOOP_SLACK_S = 0.3  # Kivy loops a sound by playing it again from its clock
@@ -140,3 +140,21 @@ def test_without_the_setting_the_tablet_only_chimes(
     assert len(chimed) >= 3, chimed
     gaps = [b - a for a, b in zip(chimed, chimed[1:], strict=False)]
     assert all(abs(gap - RINGTONE_SECONDS) < LOOP_SLACK_S for gap in gaps), chimed
+
+
+def test_calling_a_relative_says_who_is_called_once(
+    results: dict[str, Any], tmp_path: Path
+) -> None:
+    result = result_of(results, "outgoing")
+    assert result["start_calls"] == ["ap-1"]
+    spoken = Path(result["announcement"])
+    assert spoken == Announcer(Path(result["speech_dir"])).path_of("On appelle Julie.", "fr")
+    assert 0.8 < result["announcement_s"] < 3.0
+    assert result["announcement_after_leave"] == ""  # the next call's sentence is its own
+
+    heard = speaker(Path(result["speaker"]))
+    said = peaks(correlation(heard, wav(spoken)), FOUND, spacing_s=result["announcement_s"])
+    chime = correlation(heard, wav(Path(result["ringtone"]), 1.2))
+    print(f"announce outgoing: heard 'On appelle Julie.' at {[round(float(t), 2) for t in said]} s")
+    assert len(said) == 1, said
+    assert float(chime.max()) < 0.3  # no chime when the tablet calls
