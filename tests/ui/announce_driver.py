@@ -44,11 +44,16 @@ from tests.ui.fake_core import config  # noqa: E402
 RING_FOR_S = 11.0  # the sentence, three chimes, the sentence again, a chime
 
 
+def jeanne(data_dir: Path, announce: bool) -> AudioCore:
+    """A tablet for Jeanne alone (Julie and Thomas approved), her setting as ``announce``."""
+    HearingProfiles(data_dir).set("r1", HearingProfile(announce=announce))
+    return AudioCore(data_dir, config=config([("r1", "Jeanne", [JULIE, THOMAS])]))
+
+
 def scenario(announce: bool) -> Callable[[Path], tuple[AudioCore, Callable[..., Steps]]]:
     def make(out_dir: Path) -> tuple[AudioCore, Callable[..., Steps]]:
         data_dir = out_dir / "data"
-        HearingProfiles(data_dir).set("r1", HearingProfile(announce=announce))
-        core = AudioCore(data_dir, config=config([("r1", "Jeanne", [JULIE, THOMAS])]))
+        core = jeanne(data_dir, announce)
 
         def steps(app: LiensApp, result: dict[str, Any]) -> Steps:
             yield from wait_until(lambda: len(app.home_screen.tiles()) == 2, timeout=20)
@@ -86,8 +91,7 @@ def scenario(announce: bool) -> Callable[[Path], tuple[AudioCore, Callable[..., 
 
 def scenario_outgoing(out_dir: Path) -> tuple[AudioCore, Callable[..., Steps]]:
     data_dir = out_dir / "data"
-    HearingProfiles(data_dir).set("r1", HearingProfile(announce=True))
-    core = AudioCore(data_dir, config=config([("r1", "Jeanne", [JULIE, THOMAS])]))
+    core = jeanne(data_dir, announce=True)
 
     def steps(app: LiensApp, result: dict[str, Any]) -> Steps:
         yield from wait_until(lambda: len(app.home_screen.tiles()) == 2, timeout=20)
