@@ -41,8 +41,7 @@ from screens import lockdown, loop  # noqa: E402
 from screens.activities.host import ActivityHost  # noqa: E402
 from screens.call.sentences import calling_sentence, ended_sentence, refused_sentence  # noqa: E402
 from screens.components import KV_FILES as COMPONENT_KV_FILES  # noqa: E402
-from screens.components import background  # noqa: E402
-from screens.components import load_kv_files as _load_kv_files  # noqa: E402
+from screens.components import background, load_kv_files  # noqa: E402
 from screens.components.scheme import KioskThemeManager  # noqa: E402
 from screens.enrolment import enrolment  # noqa: E402
 from screens.home import home  # noqa: E402
@@ -95,11 +94,6 @@ class ShownCall:
     connected: bool = False
     answered: bool = False
     ended: bool = False
-
-
-def load_kv_files(files: Any = KV_FILES) -> None:
-    """Load kv ``files``, each once, whatever the number of apps built in this process."""
-    _load_kv_files(files)
 
 
 class LiensApp(MDApp):
@@ -174,7 +168,7 @@ class LiensApp(MDApp):
         self.theme_cls.theme_style = "Light"
         i18n.set_language(self.language)
         background.install()  # no see-through fills drawn (a software renderer blends them)
-        load_kv_files()
+        load_kv_files(KV_FILES)
 
         # Only what the first screen needs; the rest is built after the first frame
         # (_build_later), or at once when it is needed first.

@@ -1,5 +1,5 @@
 """Pieces shared by the call screens: the big call button, the relative's picture, the screen
-base, the spoken sentence (``Voice``, kiosk.speech's WAV files).
+base, the sounds they play (``SoundFile``: the ringtone, kiosk.speech's spoken sentences).
 
 ``CallScreen`` ignores the buttons for a moment after it appears: a resident with tremor often
 touches twice, and the second touch must not hang up the call the first one answered.
@@ -35,15 +35,16 @@ class ContactPicture(MDRelativeLayout):
     initials = StringProperty("")
 
 
-class Voice:
-    """A spoken sentence (a WAV file) played once; every failure only means silence."""
+class SoundFile:
+    """A sound file played through Kivy (a spoken sentence, the ringtone); every failure only
+    means silence. Loaded once per path."""
 
     def __init__(self) -> None:
         self._sound: Any = None
         self._path = ""
 
-    def play(self, path: str) -> float:
-        """Start saying the sentence of ``path``; how long it lasts (0.0: it is not said)."""
+    def play(self, path: str, *, loop: bool = False) -> float:
+        """Start playing ``path``; how long it lasts (0.0: it is not heard)."""
         if path != self._path:
             self.stop()
             self._path, self._sound = path, None
@@ -52,11 +53,11 @@ class Voice:
 
                 self._sound = SoundLoader.load(path)
             except Exception:
-                log.warning("could not load the spoken announcement %s", path, exc_info=True)
+                log.warning("could not load the sound %s: silence", path, exc_info=True)
         sound = self._sound
         if sound is None or not sound.length:
             return 0.0
-        sound.loop = False
+        sound.loop = loop
         sound.play()
         return float(sound.length)
 

@@ -26,7 +26,7 @@ from typing import Any
 from kivy.clock import Clock
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
-from screens.call.common import CallScreen, Voice
+from screens.call.common import CallScreen, SoundFile
 from screens.call.sentences import countdown_text, incoming_title
 
 log = logging.getLogger(__name__)
@@ -78,32 +78,24 @@ def ringtone_path(cache_dir: Path | None = None) -> Path:
 
 
 class Ringtone:
-    """The looping ringtone, loaded once; every failure only means silence."""
+    """The looping ringtone (its file written on first use); every failure only means silence."""
 
     def __init__(self) -> None:
-        self._sound: Any = None
-        self._loaded = False
+        self._file = SoundFile()
+        self._path: str | None = None
 
     def play(self) -> None:
-        sound = self._load()
-        if sound is not None:
-            sound.loop = True
-            sound.play()
+        if self._path is None:
+            try:
+                self._path = str(ringtone_path())
+            except OSError:
+                log.warning("no ringtone: the tablet will ring silently", exc_info=True)
+                self._path = ""
+        if self._path:
+            self._file.play(self._path, loop=True)
 
     def stop(self) -> None:
-        if self._sound is not None:
-            self._sound.stop()
-
-    def _load(self) -> Any:
-        if not self._loaded:
-            self._loaded = True
-            try:
-                from kivy.core.audio import SoundLoader
-
-                self._sound = SoundLoader.load(str(ringtone_path()))
-            except Exception:
-                log.warning("no ringtone: the tablet will ring silently", exc_info=True)
-        return self._sound
+        self._file.stop()
 
 
 class IncomingCallScreen(CallScreen):
@@ -127,7 +119,7 @@ class IncomingCallScreen(CallScreen):
         self._ringing = False  # shown, not yet answered or declined
         self._sound_events: list[Any] = []
         self.ringtone = Ringtone()
-        self.voice = Voice()
+        self.voice = SoundFile()
         super().__init__(**kwargs)
         self.bind(contact_name=self._update_texts, countdown=self._update_texts)
         self._update_texts()

@@ -15,7 +15,7 @@ from typing import Any
 
 from kivy.properties import StringProperty
 
-from screens.call.common import CallScreen, Voice
+from screens.call.common import CallScreen, SoundFile
 from screens.call.sentences import outgoing_status
 
 KV_FILE = Path(__file__).with_suffix(".kv")
@@ -35,7 +35,7 @@ class OutgoingCallScreen(CallScreen):
 
     def __init__(self, **kwargs: Any) -> None:
         self._shown = False
-        self.voice = Voice()
+        self.voice = SoundFile()
         super().__init__(**kwargs)
         self.bind(state=self._update_texts, contact_name=self._update_texts)
         self._update_texts()

@@ -82,7 +82,7 @@ def result_of(results: dict[str, Any], name: str) -> dict[str, Any]:
     return result
 
 
-def test_the_tablet_says_who_calls_then_chimes(results: dict[str, Any], tmp_path: Path) -> None:
+def test_the_tablet_says_who_calls_then_chimes(results: dict[str, Any]) -> None:
     result = result_of(results, "on")
     assert result["title"] == "Julie vous appelle"
     # The sentence on the screen, in French, from espeak-ng, kept in the kiosk's data folder.
@@ -142,9 +142,7 @@ def test_without_the_setting_the_tablet_only_chimes(
     assert all(abs(gap - RINGTONE_SECONDS) < LOOP_SLACK_S for gap in gaps), chimed
 
 
-def test_calling_a_relative_says_who_is_called_once(
-    results: dict[str, Any], tmp_path: Path
-) -> None:
+def test_calling_a_relative_says_who_is_called_once(results: dict[str, Any]) -> None:
     result = result_of(results, "outgoing")
     assert result["start_calls"] == ["ap-1"]
     spoken = Path(result["announcement"])
