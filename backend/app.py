@@ -72,7 +72,7 @@ def create_app(backend: Backend) -> FastAPI:
         bridge = backend.bridge
         return {
             "status": "ok",
-            "broker": "embedded" if backend.settings.embedded_broker else "external",
+            "broker": "own" if backend.settings.own_broker else "shared",
             "mqtt_connected": bool(bridge and bridge.connected),
         }
 

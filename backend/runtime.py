@@ -1,4 +1,5 @@
-"""The running backend: database, broker (embedded or external), the bridge, and publishing.
+"""The running backend: database, broker (its own Mosquitto or a shared one), the bridge, and
+publishing.
 
 ``Backend`` is what ``liens serve`` and ``liens demo`` run; ``publish_configs`` is what the
 admin CLI uses to make a change reach the tablets at once from another process.
@@ -21,8 +22,8 @@ from backend.services import tablets as tablet_service
 from backend.settings import Settings
 
 if TYPE_CHECKING:
-    from backend.broker import BrokerAdmin
-    from backend.broker.embedded import EmbeddedBroker
+    from backend.broker.dynsec import DynsecAdmin
+    from backend.broker.mosquitto import SupervisedMosquitto
     from backend.calls.routing import Router
     from backend.services.retention import RetentionJob
 
@@ -35,10 +36,11 @@ class Backend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
-        self.broker: EmbeddedBroker | None = None
-        self.broker_admin: BrokerAdmin | None = None
+        # Liens's own Mosquitto when no LIENS_MQTT_URL is set; None with a shared broker.
+        self.broker: SupervisedMosquitto | None = None
+        self.broker_admin: DynsecAdmin | None = None
         self.bridge: Bridge | None = None
-        # Several replicas on Mosquitto/EMQX (docs/scale.md); None with the embedded broker.
+        # Signalling across replicas (docs/scale.md): one replica is a cluster of one.
         self.router: Router | None = None
         # Roll-up and retention, every hour (backend/services/retention.py).
         self.retention: RetentionJob | None = None
@@ -49,26 +51,21 @@ class Backend:
     def start(self) -> None:
         self.db.migrate()
         s = self.settings
-        if s.embedded_broker:
-            from backend.broker.embedded import EmbeddedBroker
+        port = s.mqtt_port
+        if s.own_broker:
+            from backend.broker.mosquitto import SupervisedMosquitto
 
-            self.broker = EmbeddedBroker(
-                s.embedded_mqtt_host,
-                s.embedded_mqtt_port,
-                authenticate=self.authenticate,
-                backend_username=s.mqtt_username,
+            self.broker = SupervisedMosquitto(
+                s.broker_dir, s.embedded_mqtt_host, s.embedded_mqtt_port
             )
             self.broker.start()
-            self.broker_admin = self.broker
             port = self.broker.port
-        else:
-            from backend.broker.dynsec import DynsecAdmin
+        from backend.broker.dynsec import DynsecAdmin
 
-            dynsec = DynsecAdmin(s.mqtt_host, s.mqtt_port, s.mqtt_username, s.mqtt_password)
-            # The dynsec admin may only publish to $CONTROL by default: give it liens/v1/#.
-            dynsec.ensure_backend_role(s.mqtt_username)
-            self.broker_admin = dynsec
-            port = s.mqtt_port
+        dynsec = DynsecAdmin(s.mqtt_host, port, s.mqtt_username, s.mqtt_password)
+        # The dynsec admin may only publish to $CONTROL by default: give it liens/v1/#.
+        dynsec.ensure_backend_role(s.mqtt_username)
+        self.broker_admin = dynsec
         from backend.calls.routing import Router, default_replica_id
 
         replica_id = s.replica_id or default_replica_id(s.port)
@@ -78,13 +75,11 @@ class Backend:
             username=s.mqtt_username,
             password=s.mqtt_password,
             database=self.db,
-            mqtt5=not s.embedded_broker,
             replica_id=replica_id,
         )
-        if not s.embedded_broker:
-            self.router = Router(self.db, self.bridge, replica_id)
-            self.router.start()
-            self.bridge.signal_router = self.router.route_signal
+        self.router = Router(self.db, self.bridge, replica_id)
+        self.router.start()
+        self.bridge.signal_router = self.router.route_signal
         self.bridge.start()
         # Retained configurations normally survive in the broker (every change republishes), but
         # may be gone: publish them all again, off the serving path (pages answer at once).
@@ -125,9 +120,9 @@ class Backend:
         if self.bridge is not None:
             self.bridge.stop()
             self.bridge = None
-        close = getattr(self.broker_admin, "close", None)
-        if callable(close) and self.broker_admin is not self.broker:
-            close()
+        if self.broker_admin is not None:
+            self.broker_admin.close()
+            self.broker_admin = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
@@ -138,18 +133,6 @@ class Backend:
         if self.broker is not None:
             return int(self.broker.port)
         return self.settings.mqtt_port
-
-    def authenticate(self, username: str, password: str) -> bool:
-        """The embedded broker's check of every CONNECT."""
-        import hmac
-
-        if username == self.settings.mqtt_username:
-            return hmac.compare_digest(password, self.settings.mqtt_password)
-        with self.db.session() as session:
-            tablet = session.get(Tablet, username)
-            if tablet is None or tablet.retired_at is not None or not tablet.password_hash:
-                return False
-            return tablet_service.verify_password(password, tablet.password_hash)
 
     def republish_all(self) -> None:
         """Publish every enrolled tablet's configuration now, in batches (see :func:`republish`).

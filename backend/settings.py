@@ -5,10 +5,14 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from backend.broker.mosquitto import BrokerCredentials
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
 
@@ -20,9 +24,10 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Everything the backend reads from its environment.
 
-    ``LIENS_MQTT_URL`` unset means: run the embedded broker in-process. Set, it is the URL of a
-    Mosquitto 2 broker with the dynamic security plugin, with the credentials of its dynsec
-    admin (``mqtt://user:password@host:port``).
+    ``LIENS_MQTT_URL`` unset means: run and supervise Liens's own Mosquitto 2 (loopback, data in
+    ``$LIENS_DATA_DIR/mosquitto``). Set, it is the URL of a shared Mosquitto 2 broker with the
+    dynamic security plugin, with the credentials of its dynsec admin
+    (``mqtt://user:password@host:port``). Both are driven the same way (MQTT 5, dynsec).
     """
 
     model_config = SettingsConfigDict(env_prefix="LIENS_", extra="ignore")
@@ -37,7 +42,8 @@ class Settings(BaseSettings):
     port: int = 8000
 
     mqtt_url: str = ""
-    # The embedded broker (used when mqtt_url is empty).
+    # Liens's own Mosquitto (used when mqtt_url is empty): loopback only unless told otherwise;
+    # port 0 picks a free port (tests).
     embedded_mqtt_host: str = "127.0.0.1"
     embedded_mqtt_port: int = 1884
     # What tablets are told to connect to; defaults to the broker's own host and port.
@@ -79,37 +85,49 @@ class Settings(BaseSettings):
         return self.photo_dir or self.data_dir / "photos"
 
     @property
-    def embedded_broker(self) -> bool:
+    def broker_dir(self) -> Path:
+        """Liens's own Mosquitto's folder (config, dynsec file, credentials, persistence)."""
+        return self.data_dir / "mosquitto"
+
+    @property
+    def own_broker(self) -> bool:
+        """True when ``liens serve`` runs and supervises its own Mosquitto (no LIENS_MQTT_URL)."""
         return not self.mqtt_url
 
     @property
     def mqtt_host(self) -> str:
-        if self.embedded_broker:
+        if self.own_broker:
             return self.embedded_mqtt_host
         return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
 
     @property
     def mqtt_port(self) -> int:
-        if self.embedded_broker:
-            return self.embedded_mqtt_port
+        if self.own_broker:
+            if self.embedded_mqtt_port:
+                return self.embedded_mqtt_port
+            from backend.broker.mosquitto import listening_port
+
+            return listening_port(self.broker_dir)  # a free port the server picked
         return urlsplit(self.mqtt_url).port or 1883
 
     @property
     def mqtt_username(self) -> str:
-        if self.embedded_broker:
-            return "liens-backend"
+        if self.own_broker:
+            return self._own_broker_credentials().username
         return urlsplit(self.mqtt_url).username or "liens-backend"
 
     @property
     def mqtt_password(self) -> str:
-        if self.embedded_broker:
-            # Derived from the secret so that `liens admin` and `liens serve` agree without
-            # another file to keep.
-            import hashlib
-            import hmac
-
-            return hmac.new(self.secret_key.encode(), b"mqtt-backend", hashlib.sha256).hexdigest()
+        if self.own_broker:
+            # Random per installation, in a file of the data folder (mode 600) that `liens serve`
+            # and `liens admin` both read: never derived from the secret key.
+            return self._own_broker_credentials().password
         return urlsplit(self.mqtt_url).password or ""
+
+    def _own_broker_credentials(self) -> BrokerCredentials:
+        from backend.broker.mosquitto import broker_credentials
+
+        return broker_credentials(self.broker_dir)
 
     @property
     def tablet_mqtt_host(self) -> str:

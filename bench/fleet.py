@@ -202,6 +202,7 @@ def register(mosquitto_dir: Path, tablet_ids: list[str]) -> None:
         config["clients"].append(
             {
                 "username": tid,
+                "clientid": tid,  # bound to its client id, as enrolment does
                 "password": base64.b64encode(digest).decode(),
                 "salt": base64.b64encode(salt).decode(),
                 "iterations": 101,

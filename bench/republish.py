@@ -192,7 +192,6 @@ def run(tablets: int, per_home: int, residents: int, sqlite: bool) -> dict[str, 
             username=broker.admin_username,
             password=broker.admin_password,
             subscribe=False,
-            mqtt5=True,
         )
         bridge.start()
         stack.callback(bridge.stop)

@@ -1,7 +1,7 @@
 """The Liens MQTT protocol, version 1: topic grammar, envelopes and who may use which topic.
 
 Every topic and payload of ``docs/protocol.md`` is built and parsed here, and only here, so the
-tablet, the backend and both brokers agree by construction.
+tablet, the backend and the broker's ACLs (``backend/broker/dynsec.py``) agree by construction.
 
 Topics are ``liens/v1/tablets/{tid}/{channel}`` with channel one of ``config``, ``status``,
 ``events``, ``signal/in``, ``signal/out``, ``cmd``. Payloads are JSON objects
@@ -39,13 +39,6 @@ class Channel(StrEnum):
     SIGNAL_IN = "signal/in"
     SIGNAL_OUT = "signal/out"
     CMD = "cmd"
-
-
-class Access(StrEnum):
-    """What a client wants to do with a topic."""
-
-    PUBLISH = "publish"
-    SUBSCRIBE = "subscribe"
 
 
 # What a tablet may do on its own topics. It reads what the backend sends (config, signalling to
@@ -97,21 +90,6 @@ def parse_topic(name: str) -> TabletTopic | None:
     except ValueError:
         return None
     return TabletTopic(tablet_id, channel)
-
-
-def tablet_may(tablet_id: str, topic_filter: str, access: Access) -> bool:
-    """Whether the tablet ``tablet_id`` may publish to, or subscribe to, ``topic_filter``.
-
-    Wildcards are refused for tablets: a tablet subscribes to its exact topics only, so a filter
-    such as ``liens/v1/tablets/+/config`` can never match another tablet's configuration.
-    """
-    if "+" in topic_filter or "#" in topic_filter:
-        return False
-    parsed = parse_topic(topic_filter)
-    if parsed is None or parsed.tablet_id != tablet_id:
-        return False
-    allowed = TABLET_PUBLISHES if access is Access.PUBLISH else TABLET_SUBSCRIBES
-    return parsed.channel in allowed
 
 
 class MessageType(StrEnum):

@@ -365,21 +365,12 @@ def _retire_on_broker(settings: Any, tablet_id: str) -> dict[str, object]:
         return {"broker": "not reachable now", "note": str(exc)}
     try:
         bridge.clear_config(tablet_id)
-        if not settings.embedded_broker:
-            from backend.broker.dynsec import DynsecAdmin
+        from backend.broker.dynsec import DynsecAdmin
 
-            admin = DynsecAdmin(
-                settings.mqtt_host,
-                settings.mqtt_port,
-                settings.mqtt_username,
-                settings.mqtt_password,
-            )
-            try:
-                admin.unregister_tablet(tablet_id)
-            finally:
-                close = getattr(admin, "close", None)
-                if callable(close):
-                    close()
+        with DynsecAdmin(
+            settings.mqtt_host, settings.mqtt_port, settings.mqtt_username, settings.mqtt_password
+        ) as admin:
+            admin.unregister_tablet(tablet_id)
         return {"broker": "cleared"}
     finally:
         bridge.stop()

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("LIENS_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the backend (and the embedded broker by default)")
+    serve = sub.add_parser(
+        "serve", help="run the backend (and its own Mosquitto unless LIENS_MQTT_URL is set)"
+    )
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
 

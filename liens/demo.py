@@ -1,6 +1,6 @@
 """``liens demo``: the whole system on one machine, with a demo home.
 
-Embedded broker + SQLite in a fresh folder, a seeded home (2 seniors, 1 youth, 4 contacts, one
+Its own Mosquitto 2 + SQLite in a fresh folder, a seeded home (2 seniors, 1 youth, 4 contacts, one
 tablet enrolled for the two seniors), the backend on http://127.0.0.1:8000, and the kiosk (a
 window, or ``--headless``). Ctrl-C stops everything.
 """

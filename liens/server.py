@@ -1,8 +1,10 @@
-"""``liens serve``: the backend, its broker (embedded by default) and the web server."""
+"""``liens serve``: the backend, its broker (its own Mosquitto by default) and the web server."""
 
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -17,6 +19,9 @@ def serve(
     *, host: str | None = None, port: int | None = None, settings: Settings | None = None
 ) -> int:
     settings = settings or get_settings()
+    # uvicorn shuts down on SIGTERM, then raises the signal again: with Python's default
+    # handler the process would die there, before the broker, the bridge and the jobs stop.
+    signal.signal(signal.SIGTERM, _exit)
     backend = Backend(settings)
     backend.start()
     try:
@@ -29,3 +34,7 @@ def serve(
     finally:
         backend.stop()
     return 0
+
+
+def _exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

@@ -18,22 +18,22 @@ os.environ.pop("LIENS_MQTT_URL", None)
 
 @pytest.fixture
 def backend(tmp_path: Path) -> Iterator[RunningBackend]:
-    """A backend with the embedded broker and SQLite, as ``liens serve`` runs it by default."""
+    """A backend with its own Mosquitto and SQLite, as ``liens serve`` runs by default."""
     with running_backend(tmp_path / "server") as b:
         yield b
 
 
 @pytest.fixture
 def backend_on_mosquitto(tmp_path: Path, mosquitto_broker) -> Iterator[RunningBackend]:  # noqa: F811
-    """A backend using a real Mosquitto 2 with dynamic security (``LIENS_MQTT_URL``)."""
+    """A backend using a shared Mosquitto 2 with dynamic security (``LIENS_MQTT_URL``)."""
     with running_backend(tmp_path / "server", mqtt_url=mosquitto_broker.url) as b:
         yield b
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture(params=["own", "shared"])
 def any_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningBackend]:
-    """The same test on both brokers."""
-    if request.param == "embedded":
+    """The same test with the backend's own Mosquitto and with a shared one."""
+    if request.param == "own":
         with running_backend(tmp_path / "server") as b:
             yield b
     else:

@@ -1,15 +1,13 @@
 """The MQTT broker side of the backend: per-tablet credentials and topic ACLs.
 
-Every tablet has its own broker user name (its tablet id) and password, and may only read and
-write its own ``liens/v1/tablets/{tid}/…`` topics (see :func:`kiosk.protocol.tablet_may`). Two
-brokers enforce that rule:
+Mosquitto 2 with the dynamic security plugin is the only broker: Liens's own, started and
+supervised by the backend (:class:`backend.broker.mosquitto.SupervisedMosquitto`, the default), or
+a shared one (``LIENS_MQTT_URL``). Either way :class:`backend.broker.dynsec.DynsecAdmin` gives
+every tablet its own account, bound to its client id, and a role allowing only its own
+``liens/v1/tablets/{tid}/…`` topics (built from :data:`kiosk.protocol.TABLET_PUBLISHES` and
+:data:`kiosk.protocol.TABLET_SUBSCRIBES`).
 
-- :class:`backend.broker.embedded.EmbeddedBroker`, an in-process amqtt broker (the default, for a
-  single home or a demo), which asks the backend for every CONNECT and applies ``tablet_may``;
-- Mosquitto 2 with the dynamic security plugin (production), driven by
-  :class:`backend.broker.dynsec.DynsecAdmin`, which creates one client and one role per tablet.
-
-Both implement :class:`BrokerAdmin`, the only thing the rest of the backend needs to know.
+:class:`BrokerAdmin` is what the rest of the backend needs to know of it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Mosquitto 2 dynamic security, driven by the backend over MQTT.
 
-In production the backend owns Mosquitto's clients and roles: when a tablet is enrolled it gets a
-dynsec client (user name = tablet id) and a role ``tablet-{tid}`` whose ACLs are exactly
+The backend owns Mosquitto's clients and roles (its own supervised broker, or a shared one): when a
+tablet is enrolled it gets a dynsec client (user name = tablet id, bound to client id = tablet
+id) and a role ``tablet-{tid}`` whose ACLs are exactly
 :func:`kiosk.protocol.tablet_may`; when it is removed both are deleted, which also disconnects it.
 
 Commands are JSON objects published to ``$CONTROL/dynamic-security/v1``; Mosquitto answers on
@@ -343,25 +344,33 @@ class DynsecAdmin:
         # Removals first: dynsec keys ACLs on (type, topic): a changed ACL is removed, then added.
         self.execute(commands, tolerate=[_NOT_FOUND])
 
-    def ensure_client(self, username: str, password: str | None, rolename: str) -> None:
+    def ensure_client(
+        self, username: str, password: str | None, rolename: str, *, clientid: str | None = None
+    ) -> None:
         """Create ``username`` with ``rolename``, or update its password and add the role.
 
         ``password=None`` leaves an existing client's password alone (and refuses to create one).
+        ``clientid`` binds the account to that MQTT client id: Mosquitto then refuses a CONNECT
+        with these credentials and another client id, and, as it checks credentials before
+        taking a client id over, nobody else can connect under this one and kick its session.
         """
         if password is not None:
-            created = self._one(
-                {
-                    "command": "createClient",
-                    "username": username,
-                    "password": password,
-                    "roles": [{"rolename": rolename}],
-                },
-                tolerate=[_EXISTS],
-            )
+            command: dict[str, Any] = {
+                "command": "createClient",
+                "username": username,
+                "password": password,
+                "roles": [{"rolename": rolename}],
+            }
+            if clientid is not None:
+                command["clientid"] = clientid
+            created = self._one(command, tolerate=[_EXISTS])
             if not created.get("error"):
                 return
             self._one({"command": "setClientPassword", "username": username, "password": password})
-        if self._has_role(username, rolename):
+        client = self._client_info(username)
+        if clientid is not None and client.get("clientid") != clientid:
+            self._one({"command": "setClientId", "username": username, "clientid": clientid})
+        if any(role.get("rolename") == rolename for role in client.get("roles", [])):
             return
         # Changing a client's roles kicks its connection: do it only when needed. When that
         # client is this very admin, Mosquitto 2.0.11 kicks us before answering and reports
@@ -374,10 +383,19 @@ class DynsecAdmin:
         if myself and not self._has_role(username, rolename):
             raise BrokerAdminError(f"dynsec addClientRole {rolename} to {username} failed")
 
+    def _client_info(self, username: str) -> dict[str, Any]:
+        answer = self._one({"command": "getClient", "username": username})
+        client = answer.get("data", {}).get("client", {})
+        return client if isinstance(client, dict) else {}
+
     def _has_role(self, username: str, rolename: str) -> bool:
-        client = self._one({"command": "getClient", "username": username})
-        roles = client.get("data", {}).get("client", {}).get("roles", [])
+        roles = self._client_info(username).get("roles", [])
         return any(role.get("rolename") == rolename for role in roles)
+
+    def bound_client_id(self, username: str) -> str | None:
+        """The client id ``username`` is bound to, or None (tests and the health page)."""
+        value = self._client_info(username).get("clientid")
+        return value if isinstance(value, str) and value else None
 
     def ensure_backend_role(self, username: str, password: str | None = None) -> None:
         """Give ``username`` the ``liens-backend`` role (all of ``liens/v1/#``).
@@ -397,7 +415,7 @@ class DynsecAdmin:
             raise BrokerAdminError(f"invalid tablet id: {tablet_id!r}")
         role = tablet_role(tablet_id)
         self.ensure_role(role, tablet_acls(tablet_id))
-        self.ensure_client(tablet_id, password, role)
+        self.ensure_client(tablet_id, password, role, clientid=tablet_id)
         log.info("dynsec: tablet %s registered", tablet_id)
 
     def unregister_tablet(self, tablet_id: str) -> None:

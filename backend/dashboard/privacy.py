@@ -195,7 +195,7 @@ def _clear_retired(backend: Backend, tablet_ids: list[str]) -> None:
         try:
             if backend.bridge is not None:
                 backend.bridge.clear_config(tablet_id)
-            if backend.broker_admin is not None and backend.broker_admin is not backend.broker:
+            if backend.broker_admin is not None:
                 backend.broker_admin.unregister_tablet(tablet_id)
         except (BrokerUnavailable, RuntimeError) as exc:
             log.warning("retired tablet %s not cleared on the broker now: %s", tablet_id, exc)

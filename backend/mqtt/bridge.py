@@ -5,16 +5,17 @@ It publishes each tablet's retained configuration and commands, and consumes wha
 malformed is logged and dropped, and no exception ever escapes a paho callback, so one bad
 message cannot stop the bridge.
 
-Two modes (docs/scale.md):
+The backend speaks MQTT 5 to Mosquitto (its own supervised one, or a shared one; docs/scale.md):
+a persistent session named after the replica (``liens-backend-{replica_id}``), shared
+subscriptions ``$share/liens-backend/...`` so that the replicas split the tablets' events, status
+and signalling between them, and the replica's own topics ``liens/v1/backend/{replica_id}/#``
+(signals forwarded by another replica) and ``liens/v1/backend/all/#`` (broadcasts between
+replicas). One replica is a cluster of one: the same code path.
 
-- the embedded broker (amqtt, MQTT 3.1.1): one replica, plain subscriptions, clean session;
-- Mosquitto / EMQX (``mqtt5=True``): MQTT 5 with a persistent session named after the replica
-  (``liens-backend-{replica_id}``), shared subscriptions ``$share/liens-backend/...`` so that the
-  replicas split the tablets' events, status and signalling between them, and the replica's own
-  topics ``liens/v1/backend/{replica_id}/#`` (signals forwarded by another replica) and
-  ``liens/v1/backend/all/#`` (broadcasts between replicas).
+Events are stored by one path, :func:`backend.mqtt.ingest.store_events`, in batches (whatever
+waits in the inbox; a single message is a batch of one).
 
-In both modes a QoS 1 message is acknowledged (PUBACK, paho's manual ack) only once it has been
+A QoS 1 message is acknowledged (PUBACK, paho's manual ack) only once it has been
 handled, i.e. after the database commit: a backend killed before the commit gets the message again
 from its session when it comes back, and the event id makes the second insert a no-op.
 """
@@ -29,8 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -38,12 +38,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from sqlalchemy import Table, bindparam, func, or_, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError
 
 from backend.db import Database
-from backend.models import Tablet, TabletEvent, utcnow
+from backend.models import Tablet, utcnow
+from backend.mqtt import ingest
+from backend.mqtt.ingest import TabletEventIn
 from kiosk import protocol
 from kiosk.protocol import Channel, Envelope, MalformedMessage, MessageType
 
@@ -96,7 +96,6 @@ class Bridge:
         database: Database | None = None,
         subscribe: bool = True,
         client_id: str | None = None,
-        mqtt5: bool = False,
         replica_id: str = "",
     ) -> None:
         self.host, self.port = host, port
@@ -111,10 +110,10 @@ class Bridge:
         # loss: changes published meanwhile failed, the backend republishes.
         self.on_reconnected: Callable[[], None] | None = None
         self._was_connected = False
+        self.connections = 0  # successful CONNECTs since start: 1 unless the broker dropped us
         self.dropped = 0  # malformed messages dropped since start (for health and tests)
         self.stored = 0  # events this replica stored since start
         self.unacked = 0  # messages left unacknowledged (database down): redelivered later
-        self.mqtt5 = mqtt5
         self.replica_id = replica_id or "single"
         self._events: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._signals: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
@@ -122,23 +121,19 @@ class Bridge:
         # Configurations sent per tablet by this process (see publish_config_batch).
         self._config_lock = threading.Lock()
         self._config_sent: dict[str, int] = {}
-        if mqtt5 and subscribe:
+        if subscribe:
             # A stable client id: after a crash the replica finds its session, and the messages
-            # the broker kept for it, again.
-            self.client = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=client_id or f"liens-backend-{self.replica_id}",
-                protocol=mqtt.MQTTv5,
-                manual_ack=True,
-            )
+            # the broker kept for it, again. Only the backend's account may use it (tablets'
+            # accounts are bound to their own client ids, backend/broker/dynsec.py).
+            client_id = client_id or f"liens-backend-{self.replica_id}"
         else:
-            self.client = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=client_id or f"liens-backend-{uuid.uuid4().hex[:8]}",
-                protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311,
-                clean_session=None if mqtt5 else True,
-                manual_ack=subscribe,
-            )
+            client_id = client_id or f"liens-publisher-{uuid.uuid4().hex[:12]}"
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=subscribe,
+        )
         self.client.username_pw_set(username, password)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
@@ -152,7 +147,7 @@ class Bridge:
     def start(self, timeout: float = 10.0) -> None:
         """Connect and start the network thread; raise :class:`BrokerUnavailable` on failure."""
         try:
-            if self.mqtt5 and self._subscribe:
+            if self._subscribe:
                 props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 props.SessionExpiryInterval = SESSION_EXPIRY_S
                 props.ReceiveMaximum = RECEIVE_MAXIMUM
@@ -160,10 +155,10 @@ class Bridge:
                     self.host, self.port, keepalive=30, clean_start=False, properties=props
                 )
             else:
-                self.client.connect(self.host, self.port, keepalive=30)
+                self.client.connect(self.host, self.port, keepalive=30, clean_start=True)
         except OSError as exc:
             raise BrokerUnavailable(f"cannot reach the broker at {self.host}:{self.port}") from exc
-        if self.mqtt5 and self._subscribe and not self._workers:
+        if self._subscribe and not self._workers:
             for name, inbox in (("events", self._events), ("signals", self._signals)):
                 worker = threading.Thread(
                     target=self._work, args=(inbox,), name=f"liens-bridge-{name}", daemon=True
@@ -202,23 +197,19 @@ class Bridge:
         log.info("backend connected to the broker at %s:%s", self.host, self.port)
         if self._subscribe:
             # Subscriptions are made here, not once at start, so that they come back after
-            # every reconnection (the session is clean, or the broker lost it in a crash).
-            channels = (Channel.STATUS, Channel.EVENTS, Channel.SIGNAL_OUT)
-            if self.mqtt5:
-                for channel in channels:
-                    shared = f"$share/{SHARED_GROUP}/{protocol.subscription(channel)}"
-                    client.subscribe(shared, options=SubscribeOptions(qos=protocol.QOS))
-                client.subscribe(
-                    replica_topic(self.replica_id, "#"),
-                    options=SubscribeOptions(qos=protocol.QOS),
-                )
-                client.subscribe(
-                    replica_topic(BROADCAST, "#"),
-                    options=SubscribeOptions(qos=protocol.QOS, noLocal=True),
-                )
-            else:
-                for channel in channels:
-                    client.subscribe(protocol.subscription(channel), qos=protocol.QOS)
+            # every reconnection (the broker may have lost the session in a crash).
+            for channel in (Channel.STATUS, Channel.EVENTS, Channel.SIGNAL_OUT):
+                shared = f"$share/{SHARED_GROUP}/{protocol.subscription(channel)}"
+                client.subscribe(shared, options=SubscribeOptions(qos=protocol.QOS))
+            client.subscribe(
+                replica_topic(self.replica_id, "#"),
+                options=SubscribeOptions(qos=protocol.QOS),
+            )
+            client.subscribe(
+                replica_topic(BROADCAST, "#"),
+                options=SubscribeOptions(qos=protocol.QOS, noLocal=True),
+            )
+        self.connections += 1
         self._connected.set()
         if self._was_connected and self.on_reconnected is not None:
             try:
@@ -364,21 +355,17 @@ class Bridge:
     # -- consuming -----------------------------------------------------------------------------
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        if self.mqtt5:
-            # Handled by workers, so that paho's thread stays free for acknowledgements and
-            # pings while a backlog (a restart, a broker's queue) goes into the database; the
-            # signalling has its own worker so that a call never waits behind events.
-            signalling = message.topic.startswith(BACKEND_TOPICS + "/") or message.topic.endswith(
-                "/" + Channel.SIGNAL_OUT.value
-            )
-            (self._signals if signalling else self._events).put(message)
-            return
-        self._process(message)
+        # Handled by workers, so that paho's thread stays free for acknowledgements and pings
+        # while a backlog (a restart, a broker's queue) goes into the database; the signalling
+        # has its own worker so that a call never waits behind events.
+        signalling = message.topic.startswith(BACKEND_TOPICS + "/") or message.topic.endswith(
+            "/" + Channel.SIGNAL_OUT.value
+        )
+        (self._signals if signalling else self._events).put(message)
 
     def _work(self, inbox: queue.Queue[mqtt.MQTTMessage | None]) -> None:
-        batching = inbox is self._events and self.database is not None
         while (message := inbox.get()) is not None:
-            if not batching:
+            if inbox is not self._events:
                 self._process(message)
                 continue
             # Whatever else is waiting goes into the database in one transaction.
@@ -393,107 +380,95 @@ class Bridge:
                     stop = True
                     break
                 batch.append(more)
-            self._process_batch(batch)
+            events: list[tuple[mqtt.MQTTMessage, TabletEventIn]] = []
+            for item in batch:
+                event = self._event_of(item)
+                if event is not None:
+                    events.append((item, event))
+                elif not self._is_event_topic(item.topic):
+                    self._process(item)  # a status, or a message on a topic we do not consume
+                else:
+                    self._ack(item)  # a malformed event: dropped (and refused, see _event_of)
+            if events:
+                self._ingest(events)
             if stop:
                 return
 
-    def _process_batch(self, batch: list[mqtt.MQTTMessage]) -> None:
-        """Store plain events in one transaction (each id once), the rest one by one.
+    @staticmethod
+    def _is_event_topic(topic_name: str) -> bool:
+        parsed = protocol.parse_topic(topic_name)
+        return parsed is not None and parsed.channel is Channel.EVENTS
 
-        Acknowledged after the commit, like single messages; if the batch fails for any other
-        reason than the database being down, each message is handled on its own.
+    def _event_of(self, message: mqtt.MQTTMessage) -> TabletEventIn | None:
+        """The event a message on an ``events`` topic carries; None for anything else.
+
+        A malformed event is dropped and refused for good (the tablet must not send it again).
         """
-        rows: list[dict[str, Any]] = []
-        taken: list[mqtt.MQTTMessage] = []
-        for message in batch:
-            parsed = protocol.parse_topic(message.topic)
-            envelope = None
-            if parsed is not None and parsed.channel is Channel.EVENTS:
-                try:
-                    envelope = protocol.parse_envelope(bytes(message.payload))
-                except MalformedMessage:
-                    envelope = None
-            event = envelope.data.get("event") if envelope is not None else None
-            if (
-                parsed is None
-                or envelope is None
-                or envelope.type != MessageType.EVENT
-                or not isinstance(event, str)
-                or not event
-                or event == CONTACT_REQUEST_EVENT
-            ):
-                self._process(message)
-                continue
-            rows.append(
-                {
-                    "id": envelope.id,
-                    "tablet_id": parsed.tablet_id,
-                    "type": event[:50],
-                    "ts": envelope.ts,
-                    "data": envelope.data,
-                    "received_by": self.replica_id[:64],
-                    "received_at": utcnow(),
-                }
-            )
-            taken.append(message)
-        if not rows:
-            return
+        parsed = protocol.parse_topic(message.topic)
+        if parsed is None or parsed.channel is not Channel.EVENTS:
+            return None
         try:
-            stored = self._store_events(rows)
+            envelope = protocol.parse_envelope(bytes(message.payload))
+        except MalformedMessage as exc:
+            self._drop(message.topic, str(exc))
+            return None
+        try:
+            return ingest.event_from_envelope(parsed.tablet_id, envelope)
+        except MalformedMessage as exc:
+            self._drop(message.topic, str(exc))
+            self.confirm_events(parsed.tablet_id, [envelope.id])
+            return None
+
+    def _ingest(self, events: list[tuple[mqtt.MQTTMessage, TabletEventIn]]) -> bool:
+        """Store a batch in one transaction, then confirm and acknowledge it.
+
+        The database down: nothing is acknowledged (the broker sends it all again). Any other
+        failure of the batch: each event is stored on its own, so that one bad event does not
+        hold back the others; one that fails alone is logged, acknowledged and dropped.
+        """
+        if self.database is None:
+            for message, _ in events:
+                self._ack(message)
+            return True
+        try:
+            with self.database.session() as session:
+                result = ingest.store_events(
+                    session, [event for _, event in events], received_by=self.replica_id
+                )
         except OperationalError:
-            self.unacked += len(taken)
-            log.exception("database error: %d events left unacknowledged", len(taken))
-            return
+            self.unacked += len(events)
+            log.exception("database error: %d events left unacknowledged", len(events))
+            return False
         except Exception:
-            log.exception("batch of %d events failed; one by one", len(taken))
-            for message in taken:
-                self._process(message)
-            return
-        self.stored += stored
+            if len(events) == 1:
+                message, event = events[0]
+                log.exception(
+                    "event %s on %s could not be stored; dropped", event.id, message.topic
+                )
+                self.dropped += 1
+                self._ack(message)
+                return False
+            log.exception("batch of %d events failed; one by one", len(events))
+            for one in events:
+                self._ingest([one])
+            return False
+        self.stored += len(result.stored)
+        for event in result.unknown:
+            self._drop(f"tablets/{event.tablet_id}/events", "unknown tablet")
         by_tablet: dict[str, list[str]] = {}
-        for row in rows:
-            by_tablet.setdefault(row["tablet_id"], []).append(row["id"])
+        for event in result.stored + result.duplicates:
+            by_tablet.setdefault(event.tablet_id, []).append(event.id)
         for tablet_id, ids in by_tablet.items():
             self.confirm_events(tablet_id, ids)
-        for message in taken:
-            if message.qos > 0:
-                self.client.ack(message.mid, message.qos)
+        for message, _ in events:
+            self._ack(message)
+        return True
 
-    def _store_events(self, rows: list[dict[str, Any]]) -> int:
-        assert self.database is not None
-        with self.database.session() as session:
-            tablet_ids = {row["tablet_id"] for row in rows}
-            known = set(session.scalars(select(Tablet.id).where(Tablet.id.in_(tablet_ids))))
-            for row in rows:
-                if row["tablet_id"] not in known:
-                    self._drop(f"tablets/{row['tablet_id']}/events", "unknown tablet")
-            rows = [row for row in rows if row["tablet_id"] in known]
-            if not rows:
-                return 0
-            dialect = session.get_bind().dialect.name
-            statement: Any
-            if dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                statement = pg_insert(TabletEvent).on_conflict_do_nothing(index_elements=["id"])
-            else:
-                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-                statement = sqlite_insert(TabletEvent).on_conflict_do_nothing(index_elements=["id"])
-            result = session.execute(statement, rows)
-            session.execute(update(Tablet).where(Tablet.id.in_(known)).values(last_seen=utcnow()))
-            apply_heartbeats(
-                session,
-                [
-                    (row["tablet_id"], row["ts"], row["data"])
-                    for row in rows
-                    if row["type"] == HEARTBEAT_EVENT
-                ],
-            )
-            return max(0, int(getattr(result, "rowcount", 0) or 0))
+    def _ack(self, message: mqtt.MQTTMessage) -> None:
+        if message.qos > 0 and self._subscribe:
+            self.client.ack(message.mid, message.qos)
 
     def _process(self, message: mqtt.MQTTMessage) -> None:
-        client = self.client
         ack = True
         try:
             if message.topic.startswith(BACKEND_TOPICS + "/"):
@@ -509,8 +484,8 @@ class Bridge:
         except Exception:
             # Last line of defence: a bug in one handler must not kill paho's network thread.
             log.exception("unexpected error handling a message on %s", message.topic)
-        if ack and message.qos > 0 and self._subscribe:
-            client.ack(message.mid, message.qos)
+        if ack:
+            self._ack(message)
 
     def _on_replica_message(self, topic_name: str, payload: bytes) -> None:
         """A message from another replica: a forwarded tablet signal, or a broadcast."""
@@ -560,12 +535,12 @@ class Bridge:
                 self._on_status(parsed.tablet_id, envelope)
             elif parsed.channel is Channel.EVENTS:
                 try:
-                    self._on_event(parsed.tablet_id, envelope)
+                    event = ingest.event_from_envelope(parsed.tablet_id, envelope)
                 except MalformedMessage:
                     # Refused for good: the tablet must not send it again and again.
                     self.confirm_events(parsed.tablet_id, [envelope.id])
                     raise
-                self.confirm_events(parsed.tablet_id, [envelope.id])
+                return self._store_one(event)
             else:
                 if envelope.type != MessageType.SIGNAL:
                     raise MalformedMessage(f"expected a signal, got {envelope.type!r}")
@@ -607,154 +582,17 @@ class Bridge:
                 tablet.app_version = version[:50]
         for handler in self.status_handlers:
             handler(tablet_id, online)
-        if self.mqtt5:
-            # The other replicas' calls and pages learn it too (the status came to this one).
-            self.to_replica(BROADCAST, f"status/{tablet_id}", {"online": online})
+        # The other replicas' calls and pages learn it too (the status came to this one).
+        self.to_replica(BROADCAST, f"status/{tablet_id}", {"online": online})
 
-    def _on_event(self, tablet_id: str, envelope: Envelope) -> None:
-        if envelope.type != MessageType.EVENT:
-            raise MalformedMessage(f"expected an event, got {envelope.type!r}")
-        event_type = envelope.data.get("event")
-        if not isinstance(event_type, str) or not event_type:
-            raise MalformedMessage("event without an 'event' name")
+    def _store_one(self, event: TabletEventIn) -> bool:
+        """A single event (a message injected by a test, a redelivery): a batch of one."""
         if self.database is None:
-            return
-        try:
-            with self.database.session() as session:
-                if session.get(Tablet, tablet_id) is None:
-                    raise MalformedMessage(f"event from unknown tablet {tablet_id}")
-                if session.get(TabletEvent, envelope.id) is not None:
-                    log.debug("duplicate event %s ignored", envelope.id)
-                    return
-                session.add(
-                    TabletEvent(
-                        id=envelope.id,
-                        tablet_id=tablet_id,
-                        type=event_type[:50],
-                        ts=envelope.ts,
-                        data=envelope.data,
-                        received_by=self.replica_id[:64],
-                    )
-                )
-                tablet = session.get(Tablet, tablet_id)
-                if tablet is not None:
-                    tablet.last_seen = utcnow()
-                if event_type == CONTACT_REQUEST_EVENT:
-                    _queue_contact_request(session, tablet_id, envelope)
-                elif event_type == HEARTBEAT_EVENT:
-                    apply_heartbeat(session, tablet_id, envelope.ts, envelope.data)
-                elif event_type == PHOTO_HEART_EVENT:
-                    # A resident's heart on a family photo (backend/photos, docs/photos.md).
-                    from backend.photos.service import record_heart
-
-                    record_heart(
-                        session, tablet_id=tablet_id, event_id=envelope.id, data=envelope.data
-                    )
-            self.stored += 1
-        except IntegrityError:
-            # Another replica (or a redelivery racing this one) stored the same id first.
-            log.debug("duplicate event %s ignored (race)", envelope.id)
-
-
-# -- contact requests ("Demander un contact" on a child's tablet, issue 4) -------------------------
-
-CONTACT_REQUEST_EVENT = "contact_request"
-PHOTO_HEART_EVENT = "photo_heart"
-HEARTBEAT_EVENT = "heartbeat"
-
-
-# -- heartbeats (kiosk/heartbeat.py): battery, storage, version for the fleet page -------------
-
-
-def apply_heartbeat(session: Session, tablet_id: str, ts: str, data: dict[str, Any]) -> None:
-    """Copy a heartbeat's readings onto the tablet, unless a newer heartbeat is already there.
-
-    Idempotent and order-proof: a redelivered or late heartbeat (from the outbox after a night
-    offline) never overwrites fresher readings. A reading the tablet could not make is None.
-    """
-    apply_heartbeats(session, [(tablet_id, ts, data)])
-
-
-def apply_heartbeats(session: Session, beats: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """:func:`apply_heartbeat` for a batch of ``(tablet_id, ts, data)``, in one statement.
-
-    Only each tablet's newest heartbeat of the batch is written (the first of equal times, as
-    one by one would keep it): the older ones could not overwrite it anyway. The rows go to the
-    database as one executemany (pipelined by psycopg), not one round trip per heartbeat: a
-    fleet coming back online sends mostly heartbeats.
-    """
-    newest: dict[str, dict[str, Any]] = {}
-    for tablet_id, ts, data in beats:
-        values = _heartbeat_values(ts, data)
-        kept = newest.get(tablet_id)
-        if kept is None or kept["b_at"] < values["b_at"]:
-            newest[tablet_id] = {"b_id": tablet_id, **values}
-    if not newest:
-        return
-    table = cast(Table, Tablet.__table__)
-    statement = (
-        update(table)
-        .where(
-            table.c.id == bindparam("b_id"),
-            or_(table.c.heartbeat_at.is_(None), table.c.heartbeat_at < bindparam("b_at")),
-        )
-        .values(
-            battery_percent=bindparam("b_battery"),
-            charging=bindparam("b_charging"),
-            free_storage_mb=bindparam("b_storage"),
-            heartbeat_at=bindparam("b_at"),
-            # A heartbeat without a version keeps the one the tablet had.
-            app_version=func.coalesce(bindparam("b_version"), table.c.app_version),
-        )
-    )
-    session.execute(statement, list(newest.values()))
-
-
-def _heartbeat_values(ts: str, data: dict[str, Any]) -> dict[str, Any]:
-    now = utcnow()
-    try:
-        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        moment = now
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = min(moment.astimezone(UTC), now)  # a tablet clock ahead must not block later beats
-
-    def number(key: str, low: int, high: int) -> int | None:
-        value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None
-        return int(max(low, min(high, value)))
-
-    charging = data.get("charging")
-    version = data.get("app_version")
-    return {
-        "b_battery": number("battery_percent", 0, 100),
-        "b_charging": charging if isinstance(charging, bool) else None,
-        "b_storage": number("free_storage_mb", 0, 2**31 - 1),
-        "b_at": moment,
-        "b_version": version[:50] if isinstance(version, str) and version else None,
-    }
-
-
-def _queue_contact_request(session: Session, tablet_id: str, envelope: Envelope) -> None:
-    """Put a child's request in the staff queue, in the same transaction as its event.
-
-    Stored once per event id, like the event. A request the tablet may not make (a resident it
-    does not serve) is logged and dropped; the event itself is kept.
-    """
-    from backend.services import requests as request_service
-
-    data = envelope.data
-    resident_id, who, relation = data.get("resident_id"), data.get("who"), data.get("relation")
-    if not isinstance(resident_id, str) or not isinstance(relation, str):
-        log.warning("contact_request %s without resident_id or relation; dropped", envelope.id)
-        return
-    request_service.create_from_tablet(
-        session=session,
-        tablet_id=tablet_id,
-        event_id=envelope.id,
-        resident_id=resident_id,
-        who=who if isinstance(who, str) else "",
-        relation=relation,
-    )
+            return True
+        with self.database.session() as session:
+            result = ingest.store_events(session, [event], received_by=self.replica_id)
+        self.stored += len(result.stored)
+        if result.unknown:
+            raise MalformedMessage(f"event from unknown tablet {event.tablet_id}")
+        self.confirm_events(event.tablet_id, [event.id])
+        return True

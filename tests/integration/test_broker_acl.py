@@ -1,8 +1,12 @@
-"""Per-tablet credentials and topic ACLs, on both brokers (embedded amqtt and Mosquitto dynsec).
+"""Per-tablet credentials and topic ACLs on the one broker, Mosquitto 2 with dynamic security:
+the backend's own supervised Mosquitto (``liens serve`` with no ``LIENS_MQTT_URL``) and a shared
+one started from ``deploy/mosquitto/mosquitto.conf``.
 
-A tablet may connect only with its own password, read only its own config / signal/in / cmd,
-write only its own status / events / signal/out; the backend may do anything. Unregistering a
-tablet disconnects it and locks it out.
+A tablet may connect only with its own password and its own client id, read only its own
+config / signal/in / cmd, write only its own status / events / signal/out, and receives nothing
+of another tablet, retained messages included; the backend may do anything. Nobody can connect
+under a tablet's or the backend's client id and kick it. Unregistering a tablet disconnects it
+and locks it out.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,11 +23,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from backend.broker import BrokerAdmin
 from backend.broker.dynsec import DynsecAdmin
-from backend.broker.embedded import EmbeddedBroker
-from kiosk.protocol import Channel, topic
+from backend.broker.mosquitto import SupervisedMosquitto
+from backend.models import TabletEvent
+from kiosk.protocol import Channel, Envelope, MessageType, status_payload, topic
 from tests.fixtures.mosquitto import MosquittoBroker, running_mosquitto
+from tests.helpers import RunningBackend, poll_until
 
 A, B = "tab-a", "tab-b"
 PASSWORDS = {A: "password-of-a", B: "password-of-b"}
@@ -31,58 +37,38 @@ QUIET_S = 0.5  # how long "nothing arrives" is watched
 WAIT_S = 3.0  # how long something that must arrive may take
 
 
-# -- two brokers, one interface ------------------------------------------------------------
-
-
-class _EmbeddedAdmin:
-    """What the backend does with the embedded broker: its DB plus the broker's kick."""
-
-    def __init__(self) -> None:
-        self.users: dict[str, str] = {BACKEND: BACKEND_PASSWORD}
-        self.broker = EmbeddedBroker(
-            "127.0.0.1", 0, authenticate=self.authenticate, backend_username=BACKEND
-        )
-
-    def authenticate(self, username: str, password: str) -> bool:
-        return self.users.get(username) == password
-
-    def register_tablet(self, tablet_id: str, password: str) -> None:
-        self.users[tablet_id] = password
-        self.broker.register_tablet(tablet_id, password)
-
-    def unregister_tablet(self, tablet_id: str) -> None:
-        self.users.pop(tablet_id, None)
-        self.broker.unregister_tablet(tablet_id)
-
-
 @dataclass
 class Env:
     host: str
     port: int
-    admin: BrokerAdmin
+    admin: DynsecAdmin
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture(params=["own", "shared"])
 def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Env]:
-    if request.param == "embedded":
-        admin = _EmbeddedAdmin()
-        admin.broker.start()
+    """Mosquitto as the backend runs it by default, or as deployed from the production file."""
+    if request.param == "own":
+        broker = SupervisedMosquitto(tmp_path / "own", port=0)
+        broker.start()
         try:
-            for tablet, password in PASSWORDS.items():
-                admin.register_tablet(tablet, password)
-            yield Env("127.0.0.1", admin.broker.port, admin)
+            c = broker.credentials
+            with DynsecAdmin(broker.host, broker.port, c.username, c.password) as dynsec:
+                dynsec.ensure_backend_role(BACKEND, BACKEND_PASSWORD)
+                for tablet, password in PASSWORDS.items():
+                    dynsec.register_tablet(tablet, password)
+                yield Env(broker.host, broker.port, dynsec)
         finally:
-            admin.broker.stop()
+            broker.stop()
     else:
-        with running_mosquitto(tmp_path / "mosquitto") as broker:
+        with running_mosquitto(tmp_path / "mosquitto") as shared:
             dynsec = DynsecAdmin(
-                broker.host, broker.port, broker.admin_username, broker.admin_password
+                shared.host, shared.port, shared.admin_username, shared.admin_password
             )
             with dynsec:
                 dynsec.ensure_backend_role(BACKEND, BACKEND_PASSWORD)
                 for tablet, password in PASSWORDS.items():
                     dynsec.register_tablet(tablet, password)
-                yield Env(broker.host, broker.port, dynsec)
+                yield Env(shared.host, shared.port, dynsec)
 
 
 # -- a small synchronous MQTT client for tests ----------------------------------------------
@@ -130,11 +116,18 @@ def connect(
     password: str | None,
     *,
     will: tuple[str, bytes] | None = None,
+    client_id: str | None = None,
 ) -> Peer:
-    """Connect and wait for the CONNACK; a refused peer has ``connected`` False."""
+    """Connect and wait for the CONNACK; a refused peer has ``connected`` False.
+
+    A tablet connects under its own id (its account is bound to it), anyone else under a
+    random one, unless ``client_id`` says otherwise.
+    """
+    if client_id is None:
+        client_id = username if username in PASSWORDS else f"peer-{uuid.uuid4().hex[:8]}"
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
-        client_id=f"{username or 'anon'}-{uuid.uuid4().hex[:8]}",
+        client_id=client_id,
         protocol=mqtt.MQTTv311,
         # Never reconnect in a test (paho's network thread would also linger in its wait).
         reconnect_on_failure=False,
@@ -178,8 +171,10 @@ def peers(env: Env) -> Iterator[list[Peer]]:
         peer.close()
 
 
-def open_peer(env: Env, peers: list[Peer], username: str, password: str) -> Peer:
-    peer = connect(env, username, password)
+def open_peer(
+    env: Env, peers: list[Peer], username: str, password: str, *, client_id: str | None = None
+) -> Peer:
+    peer = connect(env, username, password, client_id=client_id)
     assert peer.connected, f"{username} could not connect: {peer.connack}"
     peers.append(peer)
     return peer
@@ -290,7 +285,7 @@ def test_will_on_own_status_is_delivered(env: Env, peers: list[Peer]) -> None:
 def test_will_on_another_tablets_topic_is_not_delivered(env: Env, peers: list[Peer]) -> None:
     backend = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
     assert backend.subscribe("liens/v1/tablets/+/status") == [1]
-    # The embedded broker refuses the CONNECT; Mosquitto accepts it but never sends the will.
+    # Mosquitto accepts the CONNECT but never sends a will its ACL would refuse.
     forger = connect(env, A, PASSWORDS[A], will=(topic(B, Channel.STATUS), b"offline"))
     if forger.connected:
         drop_connection(forger)
@@ -332,3 +327,123 @@ def test_dynsec_admin_account_can_be_the_backend(mosquitto_broker: MosquittoBrok
         finally:
             for peer in opened:
                 peer.close()
+
+
+# -- nothing of another tablet, retained messages included -------------------------------------
+
+
+def _fill_tablet_b(env: Env, peers: list[Peer]) -> Peer:
+    """B's retained config (with a PIN verifier, as real configs carry) and retained status."""
+    backend = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
+    backend.publish(topic(B, Channel.CONFIG), b'{"staff_pins": ["argon2-of-b"]}', retain=True)
+    other = open_peer(env, peers, B, PASSWORDS[B])
+    assert other.subscribe(topic(B, Channel.CONFIG), topic(B, Channel.CMD)) == [1, 1]
+    other.publish(topic(B, Channel.STATUS), status_payload(True, app_version="1"), retain=True)
+    assert other.next_message().topic == topic(B, Channel.CONFIG)
+    return backend
+
+
+def test_a_tablet_subscribed_to_nothing_receives_nothing_of_another(
+    env: Env, peers: list[Peer]
+) -> None:
+    backend = _fill_tablet_b(env, peers)
+    tablet = open_peer(env, peers, A, PASSWORDS[A])  # subscribes to nothing at all
+    tablet.assert_quiet(1.0)  # no retained config or status of B at CONNECT
+    backend.publish(topic(B, Channel.CONFIG), b'{"staff_pins": ["new"]}', retain=True)
+    backend.publish(topic(B, Channel.CMD), b"lock")
+    backend.publish(topic(B, Channel.SIGNAL_IN), b"invite")
+    # Another tablet (re)connecting, with its own subscriptions, sends A nothing either.
+    open_peer(env, peers, B, PASSWORDS[B]).subscribe(topic(B, Channel.CONFIG))
+    tablet.assert_quiet()
+
+
+def test_a_tablet_subscribed_to_its_own_topics_receives_only_its_own(
+    env: Env, peers: list[Peer]
+) -> None:
+    backend = _fill_tablet_b(env, peers)
+    backend.publish(topic(A, Channel.CONFIG), b'{"for": "a"}', retain=True)
+    tablet = open_peer(env, peers, A, PASSWORDS[A])
+    own = (topic(A, Channel.CONFIG), topic(A, Channel.SIGNAL_IN), topic(A, Channel.CMD))
+    assert tablet.subscribe(*own) == [1, 1, 1]
+    first = tablet.next_message()
+    assert (first.topic, first.payload, first.retain) == (own[0], b'{"for": "a"}', True)
+    backend.publish(topic(B, Channel.CONFIG), b'{"staff_pins": ["new"]}', retain=True)
+    backend.publish(topic(B, Channel.CMD), b"lock")
+    tablet.assert_quiet()
+
+
+# -- client ids: nobody takes over a tablet's or the backend's -----------------------------------
+
+
+@pytest.mark.parametrize("who", ["anonymous", "wrong password", "another tablet", "no password"])
+def test_nobody_connects_under_a_tablets_client_id(env: Env, peers: list[Peer], who: str) -> None:
+    backend = open_peer(env, peers, BACKEND, BACKEND_PASSWORD)
+    tablet = open_peer(env, peers, A, PASSWORDS[A])
+    assert tablet.subscribe(topic(A, Channel.CMD)) == [1]
+    username, password = {
+        "anonymous": (None, None),
+        "wrong password": (A, "a guess"),
+        "another tablet": (B, PASSWORDS[B]),
+        "no password": (A, None),
+    }[who]
+    for _ in range(3):
+        intruder = connect(env, username, password, client_id=A)
+        assert not intruder.connected, f"{who} connected under {A}'s client id"
+    time.sleep(0.3)
+    assert not tablet.disconnected.is_set(), f"{who} cut the tablet off"
+    backend.publish(topic(A, Channel.CMD), b"still there?")
+    assert tablet.next_message().payload == b"still there?", "the tablet was deafened"
+
+
+def test_a_tablets_account_works_under_its_own_client_id_only(env: Env, peers: list[Peer]) -> None:
+    assert env.admin.bound_client_id(A) == A
+    assert not connect(env, A, PASSWORDS[A], client_id="liens-backend-single").connected
+    assert not connect(env, A, PASSWORDS[A], client_id=B).connected
+    assert not connect(env, A, PASSWORDS[A], client_id=f"{A}-2").connected
+    open_peer(env, peers, A, PASSWORDS[A])
+
+
+def test_nobody_connects_under_the_backends_client_id_and_it_keeps_its_session(
+    backend: RunningBackend,
+) -> None:
+    """The real backend on its own broker: intruders under its id neither kick nor deafen it."""
+    import requests
+
+    ids = backend.seed()
+    code = backend.issue_code(ids["tablet"])
+    answer = requests.post(f"{backend.base_url}/api/v1/enrol", json={"code": code}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    mqtt_info = answer.json()["mqtt"]
+    tablet_id, tablet_password = mqtt_info["username"], mqtt_info["password"]
+    bridge = backend.backend.bridge
+    assert bridge is not None
+    admin = backend.backend.broker_admin
+    assert admin is not None
+    env = Env(mqtt_info["host"], mqtt_info["port"], admin)
+    backend_client_id = f"liens-backend-{bridge.replica_id}"
+    peers: list[Peer] = []
+    connections = bridge.connections
+    try:
+        for username, password in [
+            (None, None),
+            (tablet_id, tablet_password),
+            (backend.settings.mqtt_username, "a guess"),
+        ]:
+            intruder = connect(env, username, password, client_id=backend_client_id)
+            assert not intruder.connected, f"{username} connected under the backend's id"
+        time.sleep(0.5)
+        assert bridge.connected
+        assert bridge.connections == connections, "the backend was kicked and reconnected"
+        # Its persistent session still holds its shared subscriptions: a tablet's event is stored.
+        tablet = open_peer(env, peers, tablet_id, tablet_password, client_id=tablet_id)
+        event = Envelope(type=MessageType.EVENT, data={"event": "activity", "activity": "photos"})
+        tablet.publish(topic(tablet_id, Channel.EVENTS), event.to_bytes())
+
+        def stored() -> bool:
+            with backend.db.session() as s:
+                return s.get(TabletEvent, event.id) is not None
+
+        poll_until(stored, 5, "the tablet's event stored by the backend")
+    finally:
+        for peer in peers:
+            peer.close()

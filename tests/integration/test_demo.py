@@ -1,6 +1,6 @@
 """``liens demo``, what ``make demo`` runs: the whole system from one command.
 
-The demo runs as a person starts it (its own process, embedded broker, SQLite, seeded home) with
+The demo runs as a person starts it (its own process, its own Mosquitto, SQLite, seeded home) with
 a headless kiosk, whose JSON lines go to the tablet's log in the data folder. The test reads the
 banner, opens the pages it prints, runs the approval command it suggests and watches the tablet
 show the new contact.

@@ -1,6 +1,6 @@
 """The tablet fleet: a real headless kiosk's heartbeat reaches its tablet row through the broker
-(embedded and Mosquitto, whose bridge stores events in batches), and the fleet page warns in
-words about what needs someone's attention."""
+(the backend's own Mosquitto and a shared one; events are stored in batches), and the fleet page
+warns in words about what needs someone's attention."""
 
 from __future__ import annotations
 
@@ -54,41 +54,53 @@ def test_heartbeat_from_a_headless_kiosk_updates_its_tablet_row(
 def test_an_older_or_repeated_heartbeat_never_overwrites_a_newer_one(
     backend: RunningBackend,
 ) -> None:
-    from backend.mqtt.bridge import apply_heartbeat
+    from backend.mqtt.ingest import apply_heartbeats
 
     ids = backend.seed()
     now = datetime.now(UTC)
     new, old = now - timedelta(minutes=1), now - timedelta(minutes=20)
     with backend.db.session() as s:
-        apply_heartbeat(
+        apply_heartbeats(
             s,
-            ids["tablet"],
-            new.isoformat(),
-            {
-                "battery_percent": 80,
-                "charging": True,
-                "free_storage_mb": 9000,
-                "app_version": "0.2.0",
-            },
+            [
+                (
+                    ids["tablet"],
+                    new.isoformat(),
+                    {
+                        "battery_percent": 80,
+                        "charging": True,
+                        "free_storage_mb": 9000,
+                        "app_version": "0.2.0",
+                    },
+                )
+            ],
         )
     with backend.db.session() as s:
-        apply_heartbeat(
+        apply_heartbeats(
             s,
-            ids["tablet"],
-            old.isoformat(),
-            {
-                "battery_percent": 15,
-                "charging": False,
-                "free_storage_mb": 100,
-                "app_version": "0.1.0",
-            },
+            [
+                (
+                    ids["tablet"],
+                    old.isoformat(),
+                    {
+                        "battery_percent": 15,
+                        "charging": False,
+                        "free_storage_mb": 100,
+                        "app_version": "0.1.0",
+                    },
+                )
+            ],
         )
         # Nonsense values are unknown, not stored as they came.
-        apply_heartbeat(
+        apply_heartbeats(
             s,
-            ids["tablet"],
-            "not a date",
-            {"battery_percent": "full", "charging": "yes", "free_storage_mb": -5},
+            [
+                (
+                    ids["tablet"],
+                    "not a date",
+                    {"battery_percent": "full", "charging": "yes", "free_storage_mb": -5},
+                )
+            ],
         )
     with backend.db.session() as s:
         tablet = s.get(Tablet, ids["tablet"])
@@ -206,7 +218,7 @@ def test_a_large_fleet_lists_what_needs_attention_then_a_line_per_home(
 
 def test_a_batch_of_heartbeats_keeps_each_tablets_newest(backend: RunningBackend) -> None:
     """The bridge stores a batch's heartbeats in one statement: the newest per tablet wins."""
-    from backend.mqtt.bridge import apply_heartbeats
+    from backend.mqtt.ingest import apply_heartbeats
 
     ids = backend.seed()
     with backend.db.session() as s:

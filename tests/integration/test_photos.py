@@ -113,9 +113,11 @@ def seed(b: RunningBackend) -> dict[str, Any]:
 
 
 def enrol(b: RunningBackend, tablet_id: str) -> str:
+    """Enrol as a tablet does (the API creates its broker account); its broker password."""
     code = b.issue_code(tablet_id)
-    with b.db.session() as s:
-        return tablet_service.enrol(session=s, code=code, secret_key=b.settings.secret_key).password
+    answer = requests.post(f"{b.base_url}/api/v1/enrol", json={"code": code}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["mqtt"]["password"])
 
 
 @pytest.fixture
@@ -157,7 +159,7 @@ def retained_config(b: RunningBackend, tablet_id: str, password: str) -> dict[st
     """The tablet's retained configuration, read from the broker as the tablet itself."""
     got: list[dict[str, Any]] = []
     ready = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{tablet_id}-test")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=tablet_id)
     client.username_pw_set(tablet_id, password)
 
     def on_connect(c: mqtt.Client, *_: Any) -> None:
@@ -648,7 +650,7 @@ def test_a_heart_from_the_tablet_shows_on_the_relatives_page(
         type=MessageType.EVENT,
         data={"event": "photo_heart", "photo_id": photo_id, "resident_id": world["marcel"]},
     )
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{world['tablet']}-hearts")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=world["tablet"])
     client.username_pw_set(world["tablet"], world["password"])
     client.connect("127.0.0.1", backend.backend.mqtt_port)
     client.loop_start()

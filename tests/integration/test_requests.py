@@ -1,6 +1,6 @@
 """Contact requests: from a child's tablet and from a relative's public page, to staff's decision.
 
-A real backend (embedded broker, SQLite) and the real ``KioskCore`` in-process: the request
+A real backend (its own Mosquitto, SQLite) and the real ``KioskCore`` in-process: the request
 travels tablet outbox -> MQTT (QoS 1) -> bridge -> queue, and an approval comes back as the
 tablet's configuration.
 """

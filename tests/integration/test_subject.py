@@ -1,6 +1,6 @@
 """A resident's export and erasure, and a child's PIN lock-out reset, through the dashboard.
 
-A real backend (embedded broker, SQLite), real photo and portrait files, a real headless kiosk.
+A real backend (its own Mosquitto, SQLite), real photo and portrait files, a real headless kiosk.
 Marcel Dupont has: Julie (his only), Thomas (also Odette's), calls, events, daily figures, a
 request, photos (one only his, one also sent to Odette), hearts, a portrait, a tablet of his own.
 """

@@ -64,7 +64,7 @@ def test_enrolment_over_http_then_mqtt_on_mosquitto(
     m = body["mqtt"]
     assert m["username"] == ids["tablet"] and m["port"] == b.settings.mqtt_port
     received: list[mqtt.MQTTMessage] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="probe-" + ids["tablet"])
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=ids["tablet"])
     client.username_pw_set(m["username"], m["password"])
     client.on_message = lambda c, u, msg: received.append(msg)
     client.connect(m["host"], m["port"])
@@ -251,7 +251,7 @@ def test_malformed_payloads_on_every_backend_topic_are_dropped(any_backend: Runn
     ids = b.seed()
     body = enrol(b.base_url, b.issue_code(ids["tablet"])).json()
     m = body["mqtt"]
-    tablet = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bad-" + ids["tablet"])
+    tablet = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=ids["tablet"])
     tablet.username_pw_set(m["username"], m["password"])
     tablet.connect(m["host"], m["port"])
     tablet.loop_start()

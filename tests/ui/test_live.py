@@ -1,6 +1,6 @@
 """End to end with a real backend: an approval reaches the running tablet app, a tap reaches back.
 
-The backend (embedded broker + SQLite) runs in this process; the tablet app runs, enrolled
+The backend (its own Mosquitto + SQLite) runs in this process; the tablet app runs, enrolled
 with a real one-time code, in ``tests.ui.live_driver`` under Xvfb. Nothing is faked between a
 staff decision and the tile a resident taps, nor between the tap and the stored event.
 """

@@ -1,6 +1,6 @@
 """Live video calls: a relative's picture reaches the tablet's screen, a tap ends the call for both.
 
-The backend (embedded broker + SQLite) runs in this process, and so do the relatives: each is a
+The backend (its own Mosquitto + SQLite) runs in this process, and so do the relatives: each is a
 family page's WebSocket and an aiortc peer sending a red/blue picture (``tests.ui.relative``).
 The tablet app runs, enrolled with a real one-time code and ``media="synthetic"``, in
 ``tests.ui.live_call_driver`` under Xvfb with Mesa. Nothing is faked between the relative's

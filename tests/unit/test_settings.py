@@ -121,4 +121,21 @@ def test_development_generates_a_secret_file_mode_600_and_keeps_it(
 def test_default_database_is_sqlite_in_the_data_dir(tmp_path: Path, clean_env: None) -> None:
     settings = Settings(secret_key="x" * 40, data_dir=tmp_path)
     assert settings.database_url == f"sqlite:///{tmp_path / 'liens.db'}"
-    assert settings.embedded_broker
+    assert settings.own_broker
+
+
+def test_own_broker_password_is_random_per_installation_not_derived_from_the_secret(
+    tmp_path: Path, clean_env: None
+) -> None:
+    key = "k" * 40
+    one = Settings(secret_key=key, data_dir=tmp_path / "one")
+    two = Settings(secret_key=key, data_dir=tmp_path / "two")
+    assert one.mqtt_password != two.mqtt_password  # same secret key, two installations
+    assert len(one.mqtt_password) >= 40
+    assert key not in one.mqtt_password
+    credentials = tmp_path / "one" / "mosquitto" / "credentials.json"
+    assert mode(credentials) == 0o600
+    # `liens admin` (another process, another Settings) reads the same password.
+    assert Settings(secret_key="other" * 8, data_dir=tmp_path / "one").mqtt_password == (
+        one.mqtt_password
+    )
