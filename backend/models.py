@@ -15,11 +15,13 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -238,6 +240,8 @@ class TabletEvent(Base):
     """A usage event reported by a tablet, stored once per envelope id."""
 
     __tablename__ = "tablet_events"
+    # Today's events of a home's tablets (the roll-up), the retention job's scans (0009).
+    __table_args__ = (Index("ix_tablet_events_tablet_ts", "tablet_id", "ts"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tablet_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -261,6 +265,8 @@ class Call(Base):
     """
 
     __tablename__ = "calls"
+    # A resident's last call (the usage detail, migration 0009).
+    __table_args__ = (Index("ix_calls_resident_created", "resident_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     direction: Mapped[str] = mapped_column(String(16))
@@ -467,6 +473,9 @@ class PhotoHeart(Base):
     photo: Mapped[Photo] = relationship(back_populates="hearts")
 
 
+_HAD_A_CALL = text("calls_made > 0 OR calls_received > 0")
+
+
 class UsageDaily(Base):
     """One resident's usage on one local day of their home: what staff charts are made of.
 
@@ -475,7 +484,25 @@ class UsageDaily(Base):
     """
 
     __tablename__ = "usage_daily"
-    __table_args__ = (UniqueConstraint("home_id", "resident_id", "day"),)
+    __table_args__ = (
+        UniqueConstraint("home_id", "resident_id", "day"),
+        # The usage pages' look-ups (migration 0009): partial indexes on the days with a call.
+        Index(
+            "ix_usage_daily_calls",
+            "resident_id",
+            "day",
+            postgresql_where=_HAD_A_CALL,
+            sqlite_where=_HAD_A_CALL,
+        ),
+        Index(
+            "ix_usage_daily_call_days",
+            "day",
+            "resident_id",
+            postgresql_where=_HAD_A_CALL,
+            sqlite_where=_HAD_A_CALL,
+        ),
+        Index("ix_usage_daily_home_day", "home_id", "day"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"), index=True)
