@@ -243,3 +243,56 @@ def test_compose_file_runs_two_replicas_behind_a_proxy() -> None:
     assert (root / "deploy" / "mosquitto" / "mosquitto.conf").exists()
     assert (root / "deploy" / "coturn" / "turnserver.conf").exists()
     assert (root / "deploy" / "Dockerfile").exists()
+
+
+def test_a_photo_heart_reaches_the_relatives_page_with_two_replicas(cluster: Cluster) -> None:
+    """The production path: Mosquitto, two replicas sharing the events, PostgreSQL."""
+    import requests
+
+    from tests.integration.test_photos import jpeg_with_gps
+
+    c = cluster
+    upload = requests.post(
+        f"{c.a.base_url}/f/{c.home.token}/photos",
+        files=[
+            ("resident", (None, c.home.resident)),
+            ("photo", ("p.jpg", jpeg_with_gps(), "image/jpeg")),
+        ],
+        headers={"Accept": "application/json"},
+        timeout=30,
+    )
+    assert upload.status_code == 201, upload.text
+    photo_id = upload.json()["photos"][0]["id"]
+    (tablet,) = enrol_all(c, 1)
+    try:
+        link = tablet.link
+        started = time.monotonic()
+        for _ in range(3):  # hearts from three taps: the outbox sends each once, the page says one
+            item = event_item(
+                link.tablet_id,
+                "photo_heart",
+                {"photo_id": photo_id, "resident_id": c.home.resident},
+            )
+            tablet.store.enqueue(item)
+            link._publish_item(item)
+
+        def liked() -> dict[str, Any] | None:
+            for replica in (c.a, c.b):
+                page = requests.get(f"{replica.base_url}/f/{c.home.token}/photos", timeout=10)
+                photo = page.json()["photos"][0]
+                if photo["liked_by"] != ["Marcel"]:
+                    return None
+            return dict(photo)
+
+        deadline = time.monotonic() + 15
+        photo = liked()
+        while photo is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            photo = liked()
+        assert photo is not None, "the resident's heart never reached the relative's page"
+        print(
+            f"heart on the tablet → on both replicas' pages in {time.monotonic() - started:.2f} s"
+        )
+        assert photo["hearts"] >= 1
+    finally:
+        tablet.stop()
