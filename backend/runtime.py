@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, text
 
+from backend.broker import BrokerAdminError
 from backend.db import Database
 from backend.models import Tablet
 from backend.mqtt.bridge import Bridge, BrokerUnavailable, ConfigBatch
@@ -66,6 +67,11 @@ class Backend:
         # The dynsec admin may only publish to $CONTROL by default: give it liens/v1/#.
         dynsec.ensure_backend_role(s.mqtt_username)
         self.broker_admin = dynsec
+        try:
+            # Accounts made by an older Liens were not bound to their client id: bind them.
+            dynsec.bind_client_ids(enrolled_tablet_ids(self.db))
+        except BrokerAdminError:
+            log.exception("tablet accounts not bound to their client ids now")
         from backend.calls.routing import Router, default_replica_id
 
         replica_id = s.replica_id or default_replica_id(s.port)

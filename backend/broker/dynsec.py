@@ -407,6 +407,35 @@ class DynsecAdmin:
         self.ensure_client(username, password, BACKEND_ROLE)
         log.info("dynsec: %s has the %s role", username, BACKEND_ROLE)
 
+    def bind_client_ids(self, tablet_ids: Iterable[str]) -> int:
+        """Bind each tablet's account to its client id where it is not yet; return how many.
+
+        Accounts created before client ids were bound (an older Liens) are mended at start: one
+        ``listClients`` and one ``setClientId`` per unbound tablet (which reconnects once).
+        """
+        wanted = {tid for tid in tablet_ids if is_valid_tablet_id(tid)}
+        if not wanted:
+            return 0
+        listed = self._one({"command": "listClients", "verbose": True})
+        clients = listed.get("data", {}).get("clients", [])
+        unbound = sorted(
+            str(client["username"])
+            for client in clients
+            if isinstance(client, dict)
+            and client.get("username") in wanted
+            and client.get("clientid") != client.get("username")
+        )
+        for i in range(0, len(unbound), 100):
+            self.execute(
+                [
+                    {"command": "setClientId", "username": tid, "clientid": tid}
+                    for tid in unbound[i : i + 100]
+                ]
+            )
+        if unbound:
+            log.info("dynsec: %d tablet accounts bound to their client id", len(unbound))
+        return len(unbound)
+
     # -- BrokerAdmin -----------------------------------------------------------------------
 
     def register_tablet(self, tablet_id: str, password: str) -> None:

@@ -447,3 +447,18 @@ def test_nobody_connects_under_the_backends_client_id_and_it_keeps_its_session(
     finally:
         for peer in peers:
             peer.close()
+
+
+def test_accounts_of_an_older_liens_are_bound_to_their_client_id(
+    env: Env, peers: list[Peer]
+) -> None:
+    """Before client ids were bound, another account could connect under a tablet's id."""
+    env.admin.execute(
+        [{"command": "setClientId", "username": A}]  # no clientid: unbound, as before
+    )
+    assert env.admin.bound_client_id(A) is None
+    assert env.admin.bind_client_ids([A, B, "tab-unknown"]) == 1
+    assert env.admin.bind_client_ids([A, B]) == 0  # idempotent
+    assert env.admin.bound_client_id(A) == A
+    assert not connect(env, A, PASSWORDS[A], client_id="someone-else").connected
+    open_peer(env, peers, A, PASSWORDS[A])
