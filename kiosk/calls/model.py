@@ -72,6 +72,11 @@ class Outcome(StrEnum):
     SERVER_RESTART = "server_restart"
 
 
+def as_end_reason(value: Any) -> EndReason | None:
+    """``value`` as an end reason, or None when it is not one (from the wire, a stored event)."""
+    return _member(EndReason, value)
+
+
 def outcome_for(reason: EndReason, *, answered: bool) -> str:
     """The call log's outcome of a call that ended with ``reason``."""
     if answered and reason in (EndReason.HUNG_UP, EndReason.CANCELLED):
