@@ -407,7 +407,7 @@ class CallEngine:
     ) -> None:
         call = self._call
         if call is None or call.state == CallState.ENDED or (states and call.state not in states):
-            log.info("no call to act on (%s)", call.state if call else "idle")
+            log.info("no call to act on (%s)", call.state if call else CallState.IDLE)
             return
         await action(call)
 
