@@ -26,6 +26,7 @@ from backend.models import (
 from backend.services import audit
 from backend.services.tablets import tablets_serving
 from kiosk import policy as call_policy
+from kiosk.calls.model import CallDirection, EndedBy, EndReason, outcome_for
 
 
 @dataclass
@@ -241,16 +242,20 @@ def log_answered(session: Session, call_id: str, tablet_id: str | None) -> None:
             call.tablet_id = tablet_id
 
 
-def log_ended(session: Session, call_id: str, reason: str, ended_by: str) -> Call | None:
+def log_ended(session: Session, call_id: str, reason: EndReason, ended_by: EndedBy) -> Call | None:
+    """The hub ended the call: write its outcome (backend/calls/calllog.py: the tablet's
+    ``call_ended`` may have closed the row first; the hub then only adds who ended it)."""
     call = session.get(Call, call_id)
-    if call is None or call.end_at is not None:
+    if call is None:
+        return call
+    if call.end_at is not None:
+        if call.ended_by is None:  # closed from the tablet's account, which does not say who
+            call.ended_by = ended_by
         return call
     call.end_at = utcnow()
     if call.answer_at is not None:
         call.duration_s = max(0, round((call.end_at - call.answer_at).total_seconds()))
-        call.outcome = "completed" if reason in ("hung_up", "cancelled") else reason
-    else:
-        call.outcome = reason
+    call.outcome = outcome_for(reason, answered=call.answer_at is not None)
     call.ended_by = ended_by
     return call
 
@@ -263,8 +268,8 @@ def missed_for_contact(session: Session, contact_id: str, mark_seen: bool = True
             select(Call)
             .where(
                 Call.contact_id == contact_id,
-                Call.direction == "from_resident",
-                Call.outcome.in_(["missed", "unavailable"]),
+                Call.direction == CallDirection.FROM_RESIDENT,
+                Call.outcome.in_([EndReason.MISSED, EndReason.UNAVAILABLE]),
                 Call.seen_by_contact_at.is_(None),
                 Call.created_at >= since,
             )
