@@ -77,6 +77,15 @@ def as_end_reason(value: Any) -> EndReason | None:
     return _member(EndReason, value)
 
 
+def as_call_state(value: Any) -> CallState | None:
+    """``value`` as a call state, or None (the engine's events, read by the screens)."""
+    return _member(CallState, value)
+
+
+def as_direction(value: Any) -> Direction | None:
+    return _member(Direction, value)
+
+
 def outcome_for(reason: EndReason, *, answered: bool) -> str:
     """The call log's outcome of a call that ended with ``reason``."""
     if answered and reason in (EndReason.HUNG_UP, EndReason.CANCELLED):
