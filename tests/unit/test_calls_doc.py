@@ -128,3 +128,29 @@ def test_each_messages_documented_fields_are_the_models(wire: Wire) -> None:
         documented = documented_fields(row[1])
         assert documented <= set(fields), (kind, wire, documented - set(fields))
         assert required <= documented, (kind, wire, required - documented)
+
+
+# -- the family page (backend/static/call.js) speaks the same words ------------------------------
+
+CALL_JS = (Path(__file__).resolve().parents[2] / "backend" / "static" / "call.js").read_text()
+# The page's own reason for a camera or microphone it could not open; it sends it as "error".
+PAGE_ONLY_REASONS = {"media"}
+
+
+def test_the_family_page_sends_and_handles_the_models_messages() -> None:
+    sent = set(re.findall(r"""send\(\{\s*type:\s*"(\w+)\"""", CALL_JS))
+    sent |= set(re.findall(r"""const msg = \{\s*type:\s*"(\w+)\"""", CALL_JS))
+    assert sent == kinds_on(Wire.FROM_PAGE)
+    switch = CALL_JS[CALL_JS.index("function handle(msg)") :]
+    switch = switch[: switch.index("\n}\n")]
+    assert set(re.findall(r'case "(\w+)":', switch)) == kinds_on(Wire.TO_PAGE)
+
+
+def test_the_family_pages_end_sentences_are_for_the_models_reasons() -> None:
+    table = CALL_JS[CALL_JS.index("function sentenceFor(") :]
+    table = table[table.index("const pick = {") : table.index("};")]
+    named = set(re.findall(r"^\s*(\w+):", table, re.MULTILINE))
+    assert named - PAGE_ONLY_REASONS <= {str(r) for r in EndReason} | {str(o) for o in Outcome}
+    # Every reason an "ended" may carry has its sentence, but "answered_elsewhere": that page
+    # only rang, and "the call is over" (the default) is what it shows.
+    assert {str(r) for r in EndReason} - named == {EndReason.ANSWERED_ELSEWHERE}
