@@ -43,6 +43,7 @@ from kiosk.calls.model import (  # noqa: E402
     CallState,
     Direction,
     EndReason,
+    Supervision,
     as_call_state,
     as_direction,
     as_end_reason,
@@ -779,7 +780,7 @@ class LiensApp(MDApp):
         screen.show(
             contact_name=shown.name,
             direction=shown.direction,
-            supervision=str(event.get("supervision") or "required"),
+            supervision=str(event.get("supervision") or Supervision.REQUIRED),
             pin_error=event.get("pin_error"),
             attempts_left=left if isinstance(left, int) else 3,
         )

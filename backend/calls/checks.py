@@ -34,7 +34,8 @@ class PairCheck:
     """The verdict on one (resident, contact) pair, now."""
 
     allowed: bool
-    reason: str  # "ok", "policy" (not approved / outside window / quiet / daily limit), "offline"
+    # "ok", EndReason.POLICY (not approved / outside window / quiet / daily limit), "offline"
+    reason: str
     detail: str = ""  # the policy's own reason: outside_window, quiet_hours, daily_limit, …
     next_allowed: datetime | None = None
     approval_id: str = ""
@@ -83,7 +84,7 @@ def check_pair(
         or not resident.active
     ):
         return PairCheck(
-            False, "policy", "not_approved", resident_id=resident_id, contact_id=contact_id
+            False, EndReason.POLICY, "not_approved", resident_id=resident_id, contact_id=contact_id
         )
     tz = resident.home.timezone
     base = PairCheck(
@@ -106,7 +107,7 @@ def check_pair(
         approval.policy, now, tz, calls_today(session, approval.id, tz, now)
     )
     if not decision.allowed:
-        base.allowed, base.reason, base.detail = False, "policy", decision.reason
+        base.allowed, base.reason, base.detail = False, EndReason.POLICY, decision.reason
         base.next_allowed = decision.next_allowed
         return base
     online = []
@@ -123,7 +124,7 @@ def check_pair(
 def check_approval(session: Session, approval_id: str, now: datetime | None = None) -> PairCheck:
     approval = session.get(Approval, approval_id)
     if approval is None:
-        return PairCheck(False, "policy", "not_approved")
+        return PairCheck(False, EndReason.POLICY, "not_approved")
     return check_pair(session, approval.resident_id, approval.contact_id, now)
 
 

@@ -254,10 +254,11 @@ def test_outcomes() -> None:
     assert all(len(v) <= 16 for v in [*Outcome, *EndReason] if v != "answered_elsewhere")
 
 
-def test_the_model_imports_neither_kivy_nor_aiortc() -> None:
+def test_the_model_and_the_hub_import_neither_kivy_nor_aiortc_nor_numpy() -> None:
     code = (
         "import sys, kiosk.calls.model, backend.calls.hub; "
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('kivy', 'kivymd', 'aiortc')); "
+        "heavy = ('kivy', 'kivymd', 'aiortc', 'numpy'); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy); "
         "assert not bad, bad"
     )
     result = subprocess.run(
