@@ -154,3 +154,13 @@ def test_the_family_pages_end_sentences_are_for_the_models_reasons() -> None:
     # Every reason an "ended" may carry has its sentence, but "answered_elsewhere": that page
     # only rang, and "the call is over" (the default) is what it shows.
     assert {str(r) for r in EndReason} - named == {EndReason.ANSWERED_ELSEWHERE}
+
+
+def test_the_family_pages_states_and_directions_are_the_models() -> None:
+    states = set(re.findall(r'setState\("(\w+)"\)', CALL_JS))
+    # The call's state (an AudioContext's own states are not the call's).
+    states |= set(re.findall(r'\b(?:call|ended)\.state [!=]== "(\w+)"', CALL_JS))
+    assert states and states <= {str(s) for s in CallState}
+    directions = set(re.findall(r'\.direction [!=]?== "(\w+)"', CALL_JS))
+    directions |= set(re.findall(r'\.direction = "(\w+)"', CALL_JS))
+    assert directions == {str(d) for d in CallDirection}
