@@ -43,7 +43,7 @@ def create_app(backend: Backend) -> FastAPI:
         try:
             yield
         finally:
-            await hub.end_all("error")
+            await hub.end_all()  # reason: error
             hub.detach()
 
     app = FastAPI(

@@ -26,6 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+# The call log's directions are the call model's (kiosk/calls/model.py).
+from kiosk.calls.model import CallDirection as CallDirection
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -251,11 +254,6 @@ class TabletEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The backend replica that stored it (several replicas share the events, docs/scale.md).
     received_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
-
-
-class CallDirection(StrEnum):
-    TO_RESIDENT = "to_resident"
-    FROM_RESIDENT = "from_resident"
 
 
 class Call(Base):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiosk import enrolment, heartbeat, speech
 from kiosk.calls import CallInfo, CallRefused, CallStats, LatestFrame
+from kiosk.calls.model import EndReason
 from kiosk.link import Link, event_item
 from kiosk.photos import PhotoCache, PhotoSync, SyncSummary, portrait_files
 from kiosk.settings import Credentials, KioskSettings, TabletPreferences
@@ -251,7 +252,7 @@ class KioskCore:
         """
         link = self.link
         if link is None or not link.connected or self._engine is None:
-            raise CallRefused("network")
+            raise CallRefused(EndReason.NETWORK)
         return self._engine.start_call(approval_id)
 
     def answer_call(self) -> None:

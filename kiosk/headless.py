@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from kiosk import viewmodel
 from kiosk.calls import CallRefused
+from kiosk.calls.model import CallState
 from kiosk.core import KioskCore
 from kiosk.enrolment import EnrolmentError
 from kiosk.settings import KioskSettings
@@ -93,7 +94,7 @@ def run_command(core: KioskCore, line: str, emit: JsonLines) -> None:
         emit(
             {
                 "event": "stats",
-                "state": call.state if call else "idle",
+                "state": call.state if call else CallState.IDLE,
                 **core.call_stats().as_dict(),
             }
         )
@@ -120,7 +121,7 @@ def run(
     core = KioskCore(settings, media=media, answer=answer)
 
     def listener(event: dict[str, Any]) -> None:
-        if event.get("event") == "call" and event.get("state") == "ended":
+        if event.get("event") == "call" and event.get("state") == CallState.ENDED:
             event = {**event, "stats": core.call_stats().as_dict()}
         emit(event)
 

@@ -37,6 +37,17 @@ from kivymd.app import MDApp  # noqa: E402
 from kivymd.uix.screenmanager import MDScreenManager  # noqa: E402
 
 from kiosk import i18n, viewmodel  # noqa: E402
+from kiosk.calls.model import (  # noqa: E402
+    ANSWERED_STATES,
+    RINGING_STATES,
+    CallState,
+    Direction,
+    EndReason,
+    Supervision,
+    as_call_state,
+    as_direction,
+    as_end_reason,
+)
 from screens import lockdown, loop  # noqa: E402
 from screens.activities.host import ActivityHost  # noqa: E402
 from screens.call.sentences import calling_sentence, ended_sentence, refused_sentence  # noqa: E402
@@ -83,17 +94,31 @@ RETIRED: dict[str, Any] = {}  # sentinel pending config: the tablet was retired
 
 @dataclass
 class ShownCall:
-    """The call the screens show: who, which way, and how far it got."""
+    """The call the screens show: who (the tile's name and photo), which way, and the engine's
+    state of it (``kiosk.calls.model``), as its last ``call`` event said — no state of its own.
+
+    ``connected`` remembers that the call reached ``connected`` (the sentence at its end
+    differs); ``answered`` only keeps a second touch on "Décrocher" from answering twice.
+    """
 
     call_id: str
     approval_id: str
-    direction: str  # "outgoing" | "incoming"
+    direction: Direction
     name: str
     photo: str = ""
     initials: str = ""
+    state: CallState = CallState.DIALLING
     connected: bool = False
     answered: bool = False
-    ended: bool = False
+
+    @property
+    def ended(self) -> bool:
+        return self.state == CallState.ENDED
+
+    def advance(self, state: CallState) -> None:
+        """The engine says the call is now in ``state``."""
+        self.state = state
+        self.connected = self.connected or state == CallState.CONNECTED
 
 
 class LiensApp(MDApp):
@@ -568,7 +593,7 @@ class LiensApp(MDApp):
         shown = ShownCall(
             call_id="",
             approval_id=approval_id,
-            direction="outgoing",
+            direction=Direction.OUTGOING,
             name=str(tile.get("name", "")),
             photo=str(tile.get("photo", "")),
             initials=str(tile.get("initials", "")),
@@ -580,8 +605,8 @@ class LiensApp(MDApp):
             reason = getattr(exc, "reason", None)
             if reason is None:
                 log.exception("start_call failed")
-                reason = "error"
-            shown.ended = True
+                reason = EndReason.ERROR
+            shown.advance(CallState.ENDED)
             self.call = shown
             sentence = refused_sentence(
                 str(reason),
@@ -593,7 +618,7 @@ class LiensApp(MDApp):
             self._show_message(shown, sentence, show_back=True, seconds=REFUSED_SECONDS)
             return
         self.call = shown
-        self._show_outgoing("dialling")
+        self._show_outgoing(CallState.DIALLING)
         if self.outgoing_screen is not None:
             self._announce(
                 self.outgoing_screen,
@@ -614,19 +639,28 @@ class LiensApp(MDApp):
     def _show_call_event(self, event: dict[str, Any]) -> None:
         if self.manager is None or self.manager.current == "enrolment":
             return
-        state = str(event.get("state") or "")
+        state = as_call_state(event.get("state"))
+        if state is None:
+            log.warning("call event with an unknown state %r ignored", event.get("state"))
+            return
         call_id = str(event.get("call_id") or "")
         shown = self.call
         if shown is None or shown.call_id != call_id:
-            if state == "ended" or not self._may_replace_call(call_id):
+            if state == CallState.ENDED or not self._may_replace_call(call_id):
                 return  # the last word of an old call, or a stray one while a call is on
             shown = self.call = self._shown_call(event)
         if event.get("contact_name"):
             shown.name = str(event["contact_name"])
-        if state in ("dialling", "ringing"):
-            if shown.direction == "outgoing" and not shown.ended:
+        if shown.ended:
+            return  # its end is on screen (a refusal, or the engine's "ended")
+        if state == CallState.ENDED:
+            self._end_call(event.get("reason"), event.get("ended_by"))
+            return
+        shown.advance(state)
+        if state in RINGING_STATES:
+            if shown.direction == Direction.OUTGOING:
                 self._show_outgoing(state)
-        elif state == "incoming":
+        elif state == CallState.INCOMING:
             self._show_incoming(shown, event.get("auto_answer_s"))
             if self.incoming_screen is not None:
                 self._announce(
@@ -635,15 +669,12 @@ class LiensApp(MDApp):
                     str(event.get("resident_id") or ""),
                     self.incoming_screen.title_text,
                 )
-        elif state == "supervising":
+        elif state == CallState.SUPERVISING:
             self._show_supervision(shown, event)
-        elif state in ("connecting", "connected"):
-            shown.connected = shown.connected or state == "connected"
+        elif state in ANSWERED_STATES:
             if self.incall_screen is not None:
                 self.incall_screen.warning = str(event.get("warning") or "")
             self._show_incall(shown)
-        elif state == "ended":
-            self._end_call(event.get("reason"), event.get("ended_by"))
 
     def _may_replace_call(self, call_id: str) -> bool:
         shown = self.call
@@ -659,7 +690,7 @@ class LiensApp(MDApp):
         return ShownCall(
             call_id=str(event.get("call_id") or ""),
             approval_id=approval_id,
-            direction=str(event.get("direction") or "incoming"),
+            direction=as_direction(event.get("direction")) or Direction.INCOMING,
             name=str(event.get("contact_name") or tile.get("name", "")),
             photo=str(tile.get("photo", "")),
             initials=str(tile.get("initials", "")),
@@ -670,7 +701,7 @@ class LiensApp(MDApp):
         if self.manager is not None and self.manager.current != name:
             self.manager.current = name
 
-    def _show_outgoing(self, state: str) -> None:
+    def _show_outgoing(self, state: CallState) -> None:
         screen, shown = self.outgoing_screen, self.call
         if screen is None or shown is None:
             return
@@ -743,13 +774,13 @@ class LiensApp(MDApp):
 
     def _show_supervision(self, shown: ShownCall, event: dict[str, Any]) -> None:
         screen = self.supervise_screen
-        if screen is None or shown.ended:
+        if screen is None:
             return
         left = event.get("pin_attempts_left")
         screen.show(
             contact_name=shown.name,
             direction=shown.direction,
-            supervision=str(event.get("supervision") or "required"),
+            supervision=str(event.get("supervision") or Supervision.REQUIRED),
             pin_error=event.get("pin_error"),
             attempts_left=left if isinstance(left, int) else 3,
         )
@@ -769,9 +800,9 @@ class LiensApp(MDApp):
         shown = self.call
         if shown is None or shown.ended:
             return
-        shown.ended = True
+        shown.advance(CallState.ENDED)
         sentence = ended_sentence(
-            str(reason) if reason else None,
+            as_end_reason(reason),
             shown.name,
             direction=shown.direction,
             connected=shown.connected,
@@ -798,7 +829,7 @@ class LiensApp(MDApp):
             self.call = None
         if self.manager is not None and self.manager.current != "enrolment":
             # After a call, the picker; after a call that did not start, the same home.
-            was_call = call is not None and (call.connected or call.direction == "incoming")
+            was_call = call is not None and (call.connected or call.direction == Direction.INCOMING)
             self.who.after_call(was_call)
 
     def _cancel_call_timer(self) -> None:
@@ -806,7 +837,7 @@ class LiensApp(MDApp):
             self._call_timer.cancel()
             self._call_timer = None
 
-    def _when_engine_silent(self, reason: str) -> None:
+    def _when_engine_silent(self, reason: EndReason) -> None:
         # If the engine's "ended" never comes, the resident must not stay on a dead screen.
         shown = self.call
         self._cancel_call_timer()
@@ -835,13 +866,13 @@ class LiensApp(MDApp):
         if self.call is None or self.call.ended:
             return
         self._core_action("decline_call")
-        self._when_engine_silent("declined")
+        self._when_engine_silent(EndReason.DECLINED)
 
     def _on_hang_up_requested(self, _screen: Any) -> None:
         if self.call is None or self.call.ended:
             return
         self._core_action("hang_up")
-        self._when_engine_silent("hung_up")
+        self._when_engine_silent(EndReason.HUNG_UP)
 
     def _on_enrol_requested(self, screen: Any, server_url: str, code: str) -> None:
         if self._enrol_thread is not None and self._enrol_thread.is_alive():

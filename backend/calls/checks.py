@@ -26,6 +26,7 @@ from backend.models import (
 from backend.services import audit
 from backend.services.tablets import tablets_serving
 from kiosk import policy as call_policy
+from kiosk.calls.model import CallDirection, EndedBy, EndReason, outcome_for
 
 
 @dataclass
@@ -33,7 +34,8 @@ class PairCheck:
     """The verdict on one (resident, contact) pair, now."""
 
     allowed: bool
-    reason: str  # "ok", "policy" (not approved / outside window / quiet / daily limit), "offline"
+    # "ok", EndReason.POLICY (not approved / outside window / quiet / daily limit), "offline"
+    reason: str
     detail: str = ""  # the policy's own reason: outside_window, quiet_hours, daily_limit, …
     next_allowed: datetime | None = None
     approval_id: str = ""
@@ -82,7 +84,7 @@ def check_pair(
         or not resident.active
     ):
         return PairCheck(
-            False, "policy", "not_approved", resident_id=resident_id, contact_id=contact_id
+            False, EndReason.POLICY, "not_approved", resident_id=resident_id, contact_id=contact_id
         )
     tz = resident.home.timezone
     base = PairCheck(
@@ -105,7 +107,7 @@ def check_pair(
         approval.policy, now, tz, calls_today(session, approval.id, tz, now)
     )
     if not decision.allowed:
-        base.allowed, base.reason, base.detail = False, "policy", decision.reason
+        base.allowed, base.reason, base.detail = False, EndReason.POLICY, decision.reason
         base.next_allowed = decision.next_allowed
         return base
     online = []
@@ -122,7 +124,7 @@ def check_pair(
 def check_approval(session: Session, approval_id: str, now: datetime | None = None) -> PairCheck:
     approval = session.get(Approval, approval_id)
     if approval is None:
-        return PairCheck(False, "policy", "not_approved")
+        return PairCheck(False, EndReason.POLICY, "not_approved")
     return check_pair(session, approval.resident_id, approval.contact_id, now)
 
 
@@ -241,16 +243,20 @@ def log_answered(session: Session, call_id: str, tablet_id: str | None) -> None:
             call.tablet_id = tablet_id
 
 
-def log_ended(session: Session, call_id: str, reason: str, ended_by: str) -> Call | None:
+def log_ended(session: Session, call_id: str, reason: EndReason, ended_by: EndedBy) -> Call | None:
+    """The hub ended the call: write its outcome (backend/calls/calllog.py: the tablet's
+    ``call_ended`` may have closed the row first; the hub then only adds who ended it)."""
     call = session.get(Call, call_id)
-    if call is None or call.end_at is not None:
+    if call is None:
+        return call
+    if call.end_at is not None:
+        if call.ended_by is None:  # closed from the tablet's account, which does not say who
+            call.ended_by = ended_by
         return call
     call.end_at = utcnow()
     if call.answer_at is not None:
         call.duration_s = max(0, round((call.end_at - call.answer_at).total_seconds()))
-        call.outcome = "completed" if reason in ("hung_up", "cancelled") else reason
-    else:
-        call.outcome = reason
+    call.outcome = outcome_for(reason, answered=call.answer_at is not None)
     call.ended_by = ended_by
     return call
 
@@ -263,8 +269,8 @@ def missed_for_contact(session: Session, contact_id: str, mark_seen: bool = True
             select(Call)
             .where(
                 Call.contact_id == contact_id,
-                Call.direction == "from_resident",
-                Call.outcome.in_(["missed", "unavailable"]),
+                Call.direction == CallDirection.FROM_RESIDENT,
+                Call.outcome.in_([EndReason.MISSED, EndReason.UNAVAILABLE]),
                 Call.seen_by_contact_at.is_(None),
                 Call.created_at >= since,
             )

@@ -22,6 +22,37 @@ from backend.calls.ice import ice_servers
 from backend.models import Call, Contact, Resident, utcnow
 from backend.services.tablets import tablets_serving
 from kiosk import protocol
+from kiosk.calls.model import (
+    ACTIVE_STATES,
+    ANSWERED_STATES,
+    RINGING_STATES,
+    Accept,
+    Accepted,
+    Answer,
+    CallDirection,
+    Calling,
+    CallState,
+    Decline,
+    EndedBy,
+    EndReason,
+    Hangup,
+    Hello,
+    Incoming,
+    Invite,
+    Offer,
+    PlaceCall,
+    Refused,
+    Ringing,
+    SignalError,
+    SignalMessage,
+    StaffEnd,
+    Supervise,
+    Supervised,
+    Wire,
+    as_end_reason,
+    parse_signal,
+)
+from kiosk.calls.model import Ended as EndedMessage
 from kiosk.protocol import Channel, Envelope, MessageType
 
 if TYPE_CHECKING:
@@ -30,8 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_SDP = 64 * 1024
-ACTIVE = ("dialling", "ringing", "connecting", "connected")
 # Supervised calls: PINs typed on the tablet per call, and how long a PIN typed before an
 # outgoing call's invite stays good for it.
 MAX_PIN_ATTEMPTS = 3
@@ -52,9 +81,9 @@ class BrowserConnection:
         self.language = language
         self.id = uuid.uuid4().hex[:8]
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: SignalMessage) -> None:
         try:
-            await self._send(message)
+            await self._send(message.to_wire(Wire.TO_PAGE))
         except Exception as exc:  # a closed socket: its own receive loop will clean up
             log.debug("could not send to browser %s: %s", self.id, exc)
 
@@ -62,7 +91,7 @@ class BrowserConnection:
 @dataclass
 class CallSession:
     call_id: str
-    direction: str  # "to_resident" | "from_resident"
+    direction: CallDirection
     approval_id: str
     resident_id: str
     resident_first_name: str
@@ -73,7 +102,7 @@ class CallSession:
     declined_tablets: set[str] = field(default_factory=set)
     tablet_id: str | None = None  # the tablet that took the call
     browser: BrowserConnection | None = None  # the page that placed or took the call
-    state: str = "dialling"
+    state: CallState = CallState.DIALLING
     ring_timer: asyncio.TimerHandle | None = None
     supervised: bool = False  # the policy wants a staff PIN before the call starts
     supervised_by: str | None = None  # the staff id whose PIN was typed
@@ -122,11 +151,12 @@ class CallHub:
 
         return await asyncio.to_thread(run)
 
-    async def _to_tablet(self, tablet_id: str, data: dict[str, Any]) -> None:
+    async def _to_tablet(self, tablet_id: str, message: SignalMessage) -> None:
         bridge = self.backend.bridge
         if bridge is None:
             log.error("no bridge: cannot signal tablet %s", tablet_id)
             return
+        data = message.to_wire(Wire.TO_TABLET)
         payload = Envelope(type=MessageType.SIGNAL, data=data).to_bytes()
         try:
             await asyncio.to_thread(
@@ -137,7 +167,7 @@ class CallHub:
 
     def _resident_busy(self, resident_id: str, tablet_ids: list[str]) -> bool:
         for call in self.calls.values():
-            if call.state not in ACTIVE:
+            if call.state not in ACTIVE_STATES:
                 continue
             if call.resident_id == resident_id:
                 return True
@@ -186,19 +216,19 @@ class CallHub:
         await self._presence(conn.contact_id)
         for call in list(self.calls.values()):
             if call.browser is conn:
-                await self.end(call, "network", by="contact")
+                await self.end(call, EndReason.NETWORK, by=EndedBy.CONTACT)
             elif (
-                call.direction == "from_resident"
+                call.direction == CallDirection.FROM_RESIDENT
                 and call.browser is None
                 and call.contact_id == conn.contact_id
                 and not self.browsers.get(conn.contact_id)
             ):
-                await self.end(call, "unavailable", by="contact")
+                await self.end(call, EndReason.UNAVAILABLE, by=EndedBy.CONTACT)
 
-    async def hello(self, conn: BrowserConnection) -> dict[str, Any]:
+    async def hello(self, conn: BrowserConnection) -> Hello:
         language = conn.language
 
-        def build(session: Any) -> dict[str, Any]:
+        def build(session: Any) -> Hello:
             contact = session.get(Contact, conn.contact_id)
             now = utcnow()
             residents = []
@@ -238,15 +268,12 @@ class CallHub:
                         "at": call.created_at.isoformat(),
                     }
                 )
-            return {
-                "type": "hello",
-                "contact": {"id": contact.id, "display_name": contact.display_name}
-                if contact
-                else {},
-                "residents": residents,
-                "ice_servers": self._ice(f"contact-{conn.contact_id}"),
-                "missed": missed,
-            }
+            return Hello(
+                contact={"id": contact.id, "display_name": contact.display_name} if contact else {},
+                residents=tuple(residents),
+                ice_servers=tuple(self._ice(f"contact-{conn.contact_id}")),
+                missed=tuple(missed),
+            )
 
         return await self._db(build)
 
@@ -255,42 +282,41 @@ class CallHub:
         for conn in list(self.browsers.get(contact_id, ())):
             await conn.send(await self.hello(conn))
 
-    async def handle_browser(self, conn: BrowserConnection, message: Any) -> None:
+    async def handle_browser(self, conn: BrowserConnection, data: Any) -> None:
         """One message from a family page; anything malformed is logged and dropped."""
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            log.warning("browser %s sent a malformed message", conn.id)
+        try:
+            message = parse_signal(data, wire=Wire.FROM_PAGE)
+        except SignalError as exc:
+            log.warning("browser %s sent a malformed message: %s", conn.id, exc)
             return
-        kind = message["type"]
-        if kind == "call":
-            resident_id = message.get("resident_id")
-            if isinstance(resident_id, str):
-                await self._browser_call(conn, resident_id)
+        if isinstance(message, PlaceCall):
+            await self._browser_call(conn, message.resident_id)
             return
-        call = self.calls.get(str(message.get("call_id", "")))
+        call = self.calls.get(getattr(message, "call_id", ""))
         if call is None or call.contact_id != conn.contact_id:
-            log.info("browser %s: %s for an unknown call", conn.id, kind)
+            log.info("browser %s: %s for an unknown call", conn.id, message.kind)
             return
-        if kind == "accept" and call.direction == "from_resident" and call.state == "ringing":
+        to_page = call.direction == CallDirection.FROM_RESIDENT
+        if isinstance(message, Accept) and to_page and call.state == CallState.RINGING:
             if call.supervised and not call.supervised_by:
                 log.warning("call %s is supervised but nobody supervised it", call.call_id)
-                await self.end(call, "policy", by="backend")
+                await self.end(call, EndReason.POLICY, by=EndedBy.BACKEND)
                 return
             await self._browser_accepts(conn, call)
-        elif kind == "decline" and call.direction == "from_resident" and call.state == "ringing":
-            await self.end(call, "declined", by="contact")
-        elif kind == "offer" and call.browser is conn and call.state == "connecting":
-            sdp = message.get("sdp")
-            if isinstance(sdp, str) and 0 < len(sdp) <= MAX_SDP and call.tablet_id:
-                await self._to_tablet(
-                    call.tablet_id, {"kind": "offer", "call_id": call.call_id, "sdp": sdp}
-                )
-        elif kind == "hangup" and (call.browser is conn or call.browser is None):
-            reason = "hung_up" if call.state in ("connecting", "connected") else "cancelled"
-            if message.get("reason") in ("network", "error"):
-                reason = str(message["reason"])
-            await self.end(call, reason, by="contact")
+        elif isinstance(message, Decline) and to_page and call.state == CallState.RINGING:
+            await self.end(call, EndReason.DECLINED, by=EndedBy.CONTACT)
+        elif (
+            isinstance(message, Offer)
+            and call.browser is conn
+            and call.state == CallState.CONNECTING
+        ):
+            if call.tablet_id:
+                await self._to_tablet(call.tablet_id, message)
+        elif isinstance(message, Hangup) and (call.browser is conn or call.browser is None):
+            reason = _hangup_reason(call, message, (EndReason.NETWORK, EndReason.ERROR))
+            await self.end(call, reason, by=EndedBy.CONTACT)
         else:
-            log.info("browser %s: %s ignored in state %s", conn.id, kind, call.state)
+            log.info("browser %s: %s ignored in state %s", conn.id, message.kind, call.state)
 
     async def _browser_call(self, conn: BrowserConnection, resident_id: str) -> None:
         verdict = await self._db(checks.check_pair, resident_id, conn.contact_id)
@@ -298,13 +324,13 @@ class CallHub:
             self._resident_busy(resident_id, verdict.tablet_ids)
             or await self._busy_elsewhere(resident_id, verdict.tablet_ids)
         ):
-            verdict.allowed, verdict.reason = False, "busy"
+            verdict.allowed, verdict.reason = False, EndReason.BUSY
         if not verdict.allowed:
             await conn.send(await self._refused(conn, resident_id, verdict))
             return
         call = CallSession(
             call_id=uuid.uuid4().hex,
-            direction="to_resident",
+            direction=CallDirection.TO_RESIDENT,
             approval_id=verdict.approval_id,
             resident_id=verdict.resident_id,
             resident_first_name=verdict.resident_first_name,
@@ -323,21 +349,21 @@ class CallHub:
                 s, call_id=call.call_id, direction=call.direction, check=verdict, tablet_id=None
             )
         )
-        await conn.send({"type": "calling", "call_id": call.call_id, "resident_id": resident_id})
-        invite = {
-            "kind": "invite",
-            "call_id": call.call_id,
-            "approval_id": call.approval_id,
-            "resident_id": call.resident_id,
-            "contact": {"id": call.contact_id, "display_name": call.contact_name},
-        }
+        await conn.send(Calling(call_id=call.call_id, resident_id=resident_id))
         for tablet_id in sorted(call.invited_tablets):
-            await self._to_tablet(tablet_id, {**invite, "ice_servers": self._ice(tablet_id)})
+            invite = Invite(
+                call_id=call.call_id,
+                approval_id=call.approval_id,
+                resident_id=call.resident_id,
+                contact={"id": call.contact_id, "display_name": call.contact_name},
+                ice_servers=tuple(self._ice(tablet_id)),
+            )
+            await self._to_tablet(tablet_id, invite)
         self._arm_ring_timer(call)
 
     async def _refused(
         self, conn: BrowserConnection, resident_id: str, verdict: checks.PairCheck
-    ) -> dict[str, Any]:
+    ) -> Refused:
         name = verdict.resident_first_name
         if not name:
 
@@ -346,11 +372,10 @@ class CallHub:
                 return resident.first_name if resident else ""
 
             name = await self._db(first_name)
-        return {
-            "type": "refused",
-            "resident_id": resident_id,
-            "reason": verdict.reason,
-            "message": words.unavailable(
+        return Refused(
+            resident_id=resident_id,
+            reason=verdict.reason,
+            message=words.unavailable(
                 name=name,
                 reason=verdict.reason,
                 detail=verdict.detail,
@@ -359,29 +384,23 @@ class CallHub:
                 language=conn.language,
                 now=utcnow(),
             ),
-            "next": verdict.next_allowed.isoformat() if verdict.next_allowed else None,
-        }
+            next=verdict.next_allowed.isoformat() if verdict.next_allowed else None,
+        )
 
     async def _browser_accepts(self, conn: BrowserConnection, call: CallSession) -> None:
         self._disarm_ring_timer(call)
         call.browser = conn
-        call.state = "connecting"
+        call.state = CallState.CONNECTING
         await self._db(checks.log_answered, call.call_id, call.tablet_id)
         # Other open pages of the same relative stop ringing.
         for other in list(self.browsers.get(call.contact_id, ())):
             if other is not conn:
                 await other.send(
-                    {"type": "ended", "call_id": call.call_id, "reason": "answered_elsewhere"}
+                    EndedMessage(call_id=call.call_id, reason=EndReason.ANSWERED_ELSEWHERE)
                 )
         if call.tablet_id:
-            await self._to_tablet(
-                call.tablet_id,
-                {
-                    "kind": "accepted",
-                    "call_id": call.call_id,
-                    "ice_servers": self._ice(call.tablet_id),
-                },
-            )
+            accepted = Accepted(call_id=call.call_id, ice_servers=tuple(self._ice(call.tablet_id)))
+            await self._to_tablet(call.tablet_id, accepted)
 
     # -- tablets -------------------------------------------------------------------------------
 
@@ -408,85 +427,81 @@ class CallHub:
         if not online:
             for call in list(self.calls.values()):
                 if call.tablet_id == tablet_id:
-                    await self.end(call, "network", by="backend")
+                    await self.end(call, EndReason.NETWORK, by=EndedBy.BACKEND)
         for contact_id in list(self.browsers):
             await self.refresh_contact(contact_id)
 
     async def handle_tablet(self, tablet_id: str, data: dict[str, Any]) -> None:
-        kind = data.get("kind")
-        call_id = data.get("call_id")
-        if not isinstance(kind, str) or not isinstance(call_id, str) or not call_id:
-            log.warning("tablet %s sent a signal without kind or call_id", tablet_id)
+        try:
+            message = parse_signal(data, wire=Wire.FROM_TABLET)
+        except SignalError as exc:
+            log.warning("tablet %s sent a malformed signal: %s", tablet_id, exc)
             return
-        if kind == "invite":
-            approval_id = data.get("approval_id")
-            if isinstance(approval_id, str):
-                await self._tablet_invites(tablet_id, call_id, approval_id)
+        if isinstance(message, Invite):
+            await self._tablet_invites(tablet_id, message.call_id, message.approval_id)
             return
-        if kind == "supervise":
-            await self._tablet_supervises(tablet_id, call_id, data)
+        if isinstance(message, Supervise):
+            await self._tablet_supervises(tablet_id, message)
             return
+        call_id = getattr(message, "call_id", "")
         call = self.calls.get(call_id)
         if call is None:
-            log.info("tablet %s: %s for an unknown call %s", tablet_id, kind, call_id)
+            log.info("tablet %s: %s for an unknown call %s", tablet_id, message.kind, call_id)
             return
         party = tablet_id == call.tablet_id or (
             call.tablet_id is None and tablet_id in call.invited_tablets
         )
         if not party:
-            log.warning("tablet %s is not a party of call %s: %s dropped", tablet_id, call_id, kind)
+            log.warning(
+                "tablet %s is not a party of call %s: %s dropped", tablet_id, call_id, message.kind
+            )
             return
-        if kind == "ringing" and call.state == "dialling":
-            call.state = "ringing"
+        to_resident = call.direction == CallDirection.TO_RESIDENT
+        if isinstance(message, Ringing) and call.state == CallState.DIALLING:
+            call.state = CallState.RINGING
             await self._db(checks.log_ringing, call.call_id)
             if call.browser is not None:
-                await call.browser.send({"type": "ringing", "call_id": call.call_id})
-        elif (
-            kind == "accept"
-            and call.direction == "to_resident"
-            and call.state
-            in (
-                "dialling",
-                "ringing",
-            )
-        ):
+                await call.browser.send(Ringing(call_id=call.call_id))
+        elif isinstance(message, Accept) and to_resident and call.state in RINGING_STATES:
             if call.supervised and not call.supervised_by:
                 log.warning("tablet %s accepted unsupervised call %s", tablet_id, call_id)
-                await self.end(call, "policy", by="backend")
+                await self.end(call, EndReason.POLICY, by=EndedBy.BACKEND)
                 return
             self._disarm_ring_timer(call)
             call.tablet_id = tablet_id
-            call.state = "connecting"
+            call.state = CallState.CONNECTING
             await self._db(checks.log_answered, call.call_id, tablet_id)
             for other in call.invited_tablets - {tablet_id}:
                 await self._to_tablet(
-                    other, {"kind": "hangup", "call_id": call.call_id, "reason": "cancelled"}
+                    other, Hangup(call_id=call.call_id, reason=EndReason.CANCELLED)
                 )
             if call.browser is not None:
-                await call.browser.send({"type": "accepted", "call_id": call.call_id})
-        elif kind == "decline" and call.state in ("dialling", "ringing"):
+                await call.browser.send(Accepted(call_id=call.call_id))
+        elif isinstance(message, Decline) and call.state in RINGING_STATES:
             call.declined_tablets.add(tablet_id)
             if call.declined_tablets >= call.invited_tablets:
-                reason = data.get("reason")
-                reason = reason if reason in ("policy", "busy") else "declined"
-                await self.end(call, reason, by="resident")
-        elif kind == "answer" and call.state == "connecting" and tablet_id == call.tablet_id:
-            sdp = data.get("sdp")
+                reason = message.reason
+                if reason not in (EndReason.POLICY, EndReason.BUSY):
+                    reason = EndReason.DECLINED
+                await self.end(call, reason, by=EndedBy.RESIDENT)
+        elif (
+            isinstance(message, Answer)
+            and call.state == CallState.CONNECTING
+            and tablet_id == call.tablet_id
+        ):
             if call.supervised and not call.supervised_by:
                 log.warning("tablet %s answered unsupervised call %s", tablet_id, call_id)
-                await self.end(call, "policy", by="backend")
+                await self.end(call, EndReason.POLICY, by=EndedBy.BACKEND)
                 return
-            if isinstance(sdp, str) and 0 < len(sdp) <= MAX_SDP and call.browser is not None:
-                call.state = "connected"
+            if call.browser is not None:
+                call.state = CallState.CONNECTED
                 self._arm_max_timer(call)
-                await call.browser.send({"type": "answer", "call_id": call.call_id, "sdp": sdp})
-        elif kind == "hangup":
-            reason = "hung_up" if call.state in ("connecting", "connected") else "cancelled"
-            if data.get("reason") in ("network", "error", "missed", "policy"):
-                reason = str(data["reason"])
-            await self.end(call, reason, by="resident")
+                await call.browser.send(message)
+        elif isinstance(message, Hangup):
+            kept = (EndReason.NETWORK, EndReason.ERROR, EndReason.MISSED, EndReason.POLICY)
+            await self.end(call, _hangup_reason(call, message, kept), by=EndedBy.RESIDENT)
         else:
-            log.info("tablet %s: %s ignored in state %s", tablet_id, kind, call.state)
+            log.info("tablet %s: %s ignored in state %s", tablet_id, message.kind, call.state)
 
     async def _tablet_invites(self, tablet_id: str, call_id: str, approval_id: str) -> None:
         if call_id in self.calls:
@@ -495,12 +510,12 @@ class CallHub:
         serves = tablet_id in verdict.tablet_ids
         if verdict.reason == "offline" or (verdict.allowed and not serves):
             # This tablet is online (it just spoke) yet not serving the resident: refuse.
-            verdict.allowed, verdict.reason = False, "policy"
+            verdict.allowed, verdict.reason = False, EndReason.POLICY
         if verdict.allowed and (
             self._resident_busy(verdict.resident_id, [tablet_id])
             or await self._busy_elsewhere(verdict.resident_id, [tablet_id])
         ):
-            verdict.allowed, verdict.reason = False, "busy"
+            verdict.allowed, verdict.reason = False, EndReason.BUSY
         supervisor: str | None = None
         if verdict.allowed and verdict.supervised:
             supervisor = self._take_supervision(call_id)
@@ -508,15 +523,14 @@ class CallHub:
                 log.warning(
                     "tablet %s dialled supervised call %s without a PIN", tablet_id, call_id
                 )
-                verdict.allowed, verdict.reason = False, "policy"
+                verdict.allowed, verdict.reason = False, EndReason.POLICY
         if not verdict.allowed:
-            await self._to_tablet(
-                tablet_id, {"kind": "hangup", "call_id": call_id, "reason": verdict.reason}
-            )
+            reason = as_end_reason(verdict.reason) or EndReason.POLICY
+            await self._to_tablet(tablet_id, Hangup(call_id=call_id, reason=reason))
             return
         call = CallSession(
             call_id=call_id,
-            direction="from_resident",
+            direction=CallDirection.FROM_RESIDENT,
             approval_id=verdict.approval_id,
             resident_id=verdict.resident_id,
             resident_first_name=verdict.resident_first_name,
@@ -540,23 +554,17 @@ class CallHub:
         if not pages:
             # The relative's page is not open: a missed call they will see next time.
             self.calls[call_id] = call
-            await self.end(call, "unavailable", by="backend")
+            await self.end(call, EndReason.UNAVAILABLE, by=EndedBy.BACKEND)
             return
         self.calls[call_id] = call
         await self._route_opened(call)
-        call.state = "ringing"
+        call.state = CallState.RINGING
         await self._db(checks.log_ringing, call_id)
+        resident = {"id": call.resident_id, "first_name": call.resident_first_name}
         for page in pages:
-            await page.send(
-                {
-                    "type": "incoming",
-                    "call_id": call_id,
-                    "resident": {"id": call.resident_id, "first_name": call.resident_first_name},
-                }
-            )
+            await page.send(Incoming(call_id=call_id, resident=resident))
         await self._to_tablet(
-            tablet_id,
-            {"kind": "ringing", "call_id": call_id, "ice_servers": self._ice(tablet_id)},
+            tablet_id, Ringing(call_id=call_id, ice_servers=tuple(self._ice(tablet_id)))
         )
         self._arm_ring_timer(call)
 
@@ -570,10 +578,9 @@ class CallHub:
         found = self.supervisions.pop(call_id, None)
         return found[0] if found is not None else None
 
-    async def _tablet_supervises(self, tablet_id: str, call_id: str, data: dict[str, Any]) -> None:
+    async def _tablet_supervises(self, tablet_id: str, message: Supervise) -> None:
         """A member of staff typed their PIN on the tablet for this call (docs/calls.md)."""
-        pin = data.get("pin")
-        pin = pin if isinstance(pin, str) else ""
+        call_id, pin = message.call_id, message.pin
         call = self.calls.get(call_id)
         if call is not None:
             if tablet_id != call.tablet_id and tablet_id not in call.invited_tablets:
@@ -581,16 +588,14 @@ class CallHub:
                 return
             approval_id = call.approval_id
         else:
-            raw = data.get("approval_id")
-            if not isinstance(raw, str) or not raw:
+            if not message.approval_id:
                 log.warning("tablet %s: supervise without approval for %s", tablet_id, call_id)
                 return
-            approval_id = raw
+            approval_id = message.approval_id
         attempts = self.pin_attempts.get(call_id, 0) + 1
         self.pin_attempts[call_id] = attempts
-        reply: dict[str, Any] = {"kind": "supervised", "call_id": call_id, "ok": False}
         if attempts > MAX_PIN_ATTEMPTS:
-            await self._to_tablet(tablet_id, {**reply, "attempts_left": 0})
+            await self._to_tablet(tablet_id, Supervised(call_id=call_id, ok=False, attempts_left=0))
             return
 
         def check(session: Any) -> tuple[str, str] | None:
@@ -614,14 +619,18 @@ class CallHub:
         found = await self._db(check)
         if found is None:
             left = MAX_PIN_ATTEMPTS - attempts
-            await self._to_tablet(tablet_id, {**reply, "attempts_left": left})
+            await self._to_tablet(
+                tablet_id, Supervised(call_id=call_id, ok=False, attempts_left=left)
+            )
             return
         staff_id, staff_name = found
         if call is not None:
             call.supervised_by = staff_id
         else:
             self.supervisions[call_id] = (staff_id, time.monotonic())
-        await self._to_tablet(tablet_id, {**reply, "ok": True, "staff_name": staff_name})
+        await self._to_tablet(
+            tablet_id, Supervised(call_id=call_id, ok=True, staff_name=staff_name)
+        )
 
     def _arm_max_timer(self, call: CallSession) -> None:
         if not call.max_duration_min or call.max_timer is not None:
@@ -631,7 +640,9 @@ class CallHub:
         def expire() -> None:
             if self.calls.get(call.call_id) is call:
                 log.info("call %s passed its maximum duration: ending it", call.call_id)
-                asyncio.ensure_future(self.end(call, "policy", by="backend", detail="limit"))
+                asyncio.ensure_future(
+                    self.end(call, EndReason.POLICY, by=EndedBy.BACKEND, detail=StaffEnd.LIMIT)
+                )
 
         call.max_timer = asyncio.get_running_loop().call_later(delay, expire)
 
@@ -642,8 +653,8 @@ class CallHub:
         timeout = self.backend.settings.ring_timeout_s
 
         def expire() -> None:
-            if call.state in ("dialling", "ringing"):
-                asyncio.ensure_future(self.end(call, "missed", by="backend"))
+            if call.state in RINGING_STATES:
+                asyncio.ensure_future(self.end(call, EndReason.MISSED, by=EndedBy.BACKEND))
 
         call.ring_timer = loop.call_later(timeout, expire)
 
@@ -653,7 +664,12 @@ class CallHub:
             call.ring_timer = None
 
     async def end(
-        self, call: CallSession, reason: str, *, by: str, detail: str | None = None
+        self,
+        call: CallSession,
+        reason: EndReason,
+        *,
+        by: EndedBy,
+        detail: StaffEnd | None = None,
     ) -> None:
         """End ``call`` everywhere, once, and write its outcome to the call log.
 
@@ -669,23 +685,21 @@ class CallHub:
             call.max_timer.cancel()
             call.max_timer = None
         self.pin_attempts.pop(call.call_id, None)
-        previous, call.state = call.state, "ended"
+        previous, call.state = call.state, CallState.ENDED
         await self._db(checks.log_ended, call.call_id, reason, by)
         log.info("call %s ended (%s, by %s, was %s)", call.call_id, reason, by, previous)
-        if by != "resident":
+        if by != EndedBy.RESIDENT:
             targets = {call.tablet_id} if call.tablet_id else set(call.invited_tablets)
-            hangup = {"kind": "hangup", "call_id": call.call_id, "reason": reason}
-            if detail is not None:
-                hangup["by"] = detail
+            hangup = Hangup(call_id=call.call_id, reason=reason, by=detail)
             for tablet_id in targets - call.declined_tablets:
                 await self._to_tablet(tablet_id, hangup)
         pages: set[BrowserConnection] = set()
         if call.browser is not None:
             pages.add(call.browser)
-        elif call.direction == "from_resident":
+        elif call.direction == CallDirection.FROM_RESIDENT:
             pages.update(self.browsers.get(call.contact_id, ()))
         for page in pages:
-            await page.send({"type": "ended", "call_id": call.call_id, "reason": reason})
+            await page.send(EndedMessage(call_id=call.call_id, reason=reason))
         # Availability may have changed (calls per day): refresh the relative's pages.
         await self.refresh_contact(call.contact_id)
 
@@ -715,7 +729,7 @@ class CallHub:
         approval_id: str | None = None,
         resident_id: str | None = None,
         contact_id: str | None = None,
-        reason: str = "policy",
+        reason: str = EndReason.POLICY,
         timeout: float = 5.0,
         broadcast: bool = True,
     ) -> int:
@@ -748,7 +762,8 @@ class CallHub:
                     or (resident_id is not None and call.resident_id == resident_id)
                     or (contact_id is not None and call.contact_id == contact_id)
                 ):
-                    await self.end(call, reason, by="backend", detail="staff")
+                    end_reason = as_end_reason(reason) or EndReason.POLICY
+                    await self.end(call, end_reason, by=EndedBy.BACKEND, detail=StaffEnd.STAFF)
                     ended += 1
             return ended
 
@@ -777,9 +792,17 @@ class CallHub:
         except Exception as exc:
             log.warning("ending calls for another replica failed: %s", exc)
 
-    async def end_all(self, reason: str = "error") -> None:
+    async def end_all(self, reason: EndReason = EndReason.ERROR) -> None:
         for call in list(self.calls.values()):
-            await self.end(call, reason, by="backend")
+            await self.end(call, reason, by=EndedBy.BACKEND)
+
+
+def _hangup_reason(call: CallSession, hangup: Hangup, kept: tuple[EndReason, ...]) -> EndReason:
+    """Why a hang-up ended ``call``: the sender's reason when it is one of ``kept``, else
+    ``hung_up`` once answered and ``cancelled`` before."""
+    if hangup.reason in kept:
+        return hangup.reason
+    return EndReason.HUNG_UP if call.state in ANSWERED_STATES else EndReason.CANCELLED
 
 
 def _log_failure(future: Any) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.models import Approval, BackendReplica, BrowserPresence, CallRoute, utcnow
+from kiosk.calls.model import Invite, Supervise
 from kiosk.protocol import Envelope
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 3.0
 ALIVE_S = 12.0
 # Signals that may open a call the database does not know yet.
-OPENING = ("invite", "supervise")
+OPENING = (Invite.kind, Supervise.kind)
 
 
 def default_replica_id(port: int) -> str:

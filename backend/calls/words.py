@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from backend.i18n import translations
+from kiosk.calls.model import EndReason
 
 FR_DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
 EN_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -44,7 +45,7 @@ def unavailable(
     t = translations(language)
     if reason == "offline":
         return t.gettext("%(name)s's tablet is not connected right now.") % {"name": name}
-    if reason == "busy":
+    if reason == EndReason.BUSY:
         return t.gettext("%(name)s is already in a call. Try again in a moment.") % {"name": name}
     if detail == "not_approved":
         return t.gettext("You cannot call %(name)s.") % {"name": name}

@@ -51,7 +51,7 @@ let pendingCancel = null; // resident id whose call was cancelled before "callin
 
 const idleCall = () => ({
   state: "idle", // idle | dialling | ringing | connecting | connected | ended
-  direction: null, // "out" (we called) | "in" (the tablet calls us)
+  direction: null, // the call log's words: "to_resident" (we called) | "from_resident" (the tablet calls us)
   id: null,
   resident: null, // {id, first_name}
   pc: null,
@@ -169,20 +169,20 @@ function handle(msg) {
       if (pendingCancel && msg.resident_id === pendingCancel) {
         pendingCancel = null;
         send({ type: "hangup", call_id: msg.call_id });
-      } else if (call.direction === "out" && call.state === "dialling" && !call.id) {
+      } else if (call.direction === "to_resident" && call.state === "dialling" && !call.id) {
         call.id = msg.call_id;
       }
       break;
     case "refused":
       if (pendingCancel && msg.resident_id === pendingCancel) pendingCancel = null;
-      if (call.direction === "out" && call.state === "dialling" && !call.id) {
+      if (call.direction === "to_resident" && call.state === "dialling" && !call.id) {
         finish("policy", { message: msg.message });
       } else if (msg.message) {
         showNotice(msg.message);
       }
       break;
     case "ringing":
-      if (isCurrent(msg) && call.direction === "out" && call.state === "dialling") {
+      if (isCurrent(msg) && call.direction === "to_resident" && call.state === "dialling") {
         setState("ringing");
         ui.text.textContent = fmt(S.ringing_at, { name: call.resident.first_name });
         startTone("ringback");
@@ -192,7 +192,7 @@ function handle(msg) {
       incoming(msg);
       break;
     case "accepted":
-      if (isCurrent(msg) && call.direction === "out") startOffer();
+      if (isCurrent(msg) && call.direction === "to_resident") startOffer();
       break;
     case "answer":
       if (isCurrent(msg) && call.pc && msg.sdp) {
@@ -345,7 +345,7 @@ function startOutgoing(resident) {
   if (call.state !== "idle" || !wsReady || !resident.available) return;
   unlockAudio();
   call = idleCall();
-  call.direction = "out";
+  call.direction = "to_resident";
   call.resident = { id: resident.id, first_name: resident.first_name };
   setState("dialling");
   openOverlay("outgoing", call.resident);
@@ -365,7 +365,7 @@ function incoming(msg) {
   }
   clearTimers();
   call = idleCall();
-  call.direction = "in";
+  call.direction = "from_resident";
   call.id = msg.call_id;
   call.resident = { id: resident.id, first_name: resident.first_name || residentName(resident.id) };
   setState("ringing");
@@ -492,7 +492,7 @@ function hangUp(reason) {
     const msg = { type: "hangup", call_id: call.id };
     if (reason === "network" || reason === "media" || reason === "error") msg.reason = reason === "media" ? "error" : reason;
     send(msg);
-  } else if (call.direction === "out" && call.resident) {
+  } else if (call.direction === "to_resident" && call.resident) {
     pendingCancel = call.resident.id; // "calling" is still on its way: hang up when it comes
   }
   finish(reason);
@@ -544,7 +544,7 @@ function backToList(sentence) {
 
 function sentenceFor(reason, c) {
   const name = (c.resident && c.resident.first_name) || "";
-  const out = c.direction === "out";
+  const out = c.direction === "to_resident";
   const pick = {
     declined: out ? S.end_not_answered : "",
     missed: out ? S.end_not_answered : S.end_missed_in,
@@ -570,7 +570,7 @@ function clearTimers() {
 // ---------------------------------------------------------------- buttons
 
 ui.answer.addEventListener("click", () => {
-  if (call.direction !== "in" || call.state !== "ringing") return;
+  if (call.direction !== "from_resident" || call.state !== "ringing") return;
   unlockAudio();
   send({ type: "accept", call_id: call.id });
   document.title = baseTitle;
@@ -581,7 +581,7 @@ ui.answer.addEventListener("click", () => {
 });
 
 ui.decline.addEventListener("click", () => {
-  if (call.direction !== "in" || call.state !== "ringing") return;
+  if (call.direction !== "from_resident" || call.state !== "ringing") return;
   send({ type: "decline", call_id: call.id });
   finish("declined");
 });

@@ -40,19 +40,31 @@ from kiosk import policy
 from kiosk.calls import media as call_media
 from kiosk.calls import video_profile
 from kiosk.calls.adaptive_video import AdaptiveVideoTrack
-from kiosk.calls.state import (
-    CONNECTED,
-    CONNECTING,
-    DIALLING,
-    END_REASONS,
-    ENDED,
-    INCOMING,
-    RINGING,
-    CallInfo,
-    CallRefused,
-    CallStats,
-    LatestFrame,
+from kiosk.calls.model import (
+    RINGING_STATES,
+    Accept,
+    Accepted,
+    CallState,
+    CallWarning,
+    Decline,
+    Direction,
+    EndReason,
+    Hangup,
+    Invite,
+    Offer,
+    PinError,
+    Ringing,
+    SignalError,
+    SignalMessage,
+    StaffEnd,
+    Supervise,
+    Supervised,
+    Supervision,
+    Wire,
+    parse_signal,
 )
+from kiosk.calls.model import Answer as AnswerSignal
+from kiosk.calls.state import CallInfo, CallRefused, CallStats, LatestFrame
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +80,9 @@ CONNECT_TIMEOUT_S = 30.0
 CLOSE_TIMEOUT_S = 1.0
 REMOTE_CLOSE_GRACE_S = 0.5
 STATS_INTERVAL_S = 1.0
-# Supervised calls (policy ``supervised``): the call waits in this state, before its invite goes
-# out (outgoing) or its accept (incoming), until the backend says a staff PIN typed here is right.
-SUPERVISING = "supervising"
+# Supervised calls (policy ``supervised``): the call waits in CallState.SUPERVISING, before its
+# invite goes out (outgoing) or its accept (incoming), until the backend says a staff PIN typed
+# here is right.
 MAX_PIN_ATTEMPTS = 3
 # How long the keypad waits for a member of staff before an outgoing call is given up.
 SUPERVISE_TIMEOUT_S = 180.0
@@ -94,13 +106,13 @@ class _Call:
     approval_id: str
     resident_id: str
     contact_name: str
-    direction: str
-    state: str
+    direction: Direction
+    state: CallState
     policy: dict[str, Any]
     auto_answer_s: int | None
     started_at: datetime
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
-    reason: str | None = None
+    reason: EndReason | None = None
     connected_at: datetime | None = None
     answered_mono: float | None = None
     offer_mono: float | None = None
@@ -114,13 +126,17 @@ class _Call:
     stats: CallStats = field(default_factory=CallStats)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     supervised: bool = False  # the policy wants a staff PIN before the call starts
-    supervision: str | None = None  # None | "required" | "checking" | "ok"
+    supervision: Supervision | None = None
     supervisor: str = ""  # the staff member's name, once their PIN was right
     pin_attempts_left: int = MAX_PIN_ATTEMPTS
-    pin_error: str | None = None  # "wrong" | "network" after the last PIN
+    pin_error: PinError | None = None  # after the last PIN
     pins_sent: int = 0
-    warning: str | None = None  # "one_minute" before max_duration_min
-    ended_by: str | None = None  # "staff" | "limit" when the call was ended for the resident
+    warning: CallWarning | None = None  # before max_duration_min
+    ended_by: StaffEnd | None = None  # when the call was ended for the resident
+
+    @property
+    def ended(self) -> bool:
+        return self.state == CallState.ENDED
 
     def info(self) -> CallInfo:
         return CallInfo(
@@ -332,7 +348,7 @@ class CallEngine:
         config = self._config()
         with self._lock:
             if self._call is not None:
-                raise CallRefused("busy")
+                raise CallRefused(EndReason.BUSY)
             resident, contact = self._check(config, approval_id)
             rules = dict(contact.get("policy") or {})
             supervised = rules.get("supervised") is True
@@ -341,23 +357,23 @@ class CallEngine:
                 approval_id=approval_id,
                 resident_id=str(resident.get("id", "")),
                 contact_name=str(contact.get("display_name", "")),
-                direction="outgoing",
-                state=SUPERVISING if supervised else DIALLING,
+                direction=Direction.OUTGOING,
+                state=CallState.SUPERVISING if supervised else CallState.DIALLING,
                 policy=rules,
                 auto_answer_s=None,
                 started_at=self._now(),
                 supervised=supervised,
-                supervision="required" if supervised else None,
+                supervision=Supervision.REQUIRED if supervised else None,
             )
             self._call = call
         self._submit(self._ask_supervision(call) if supervised else self._dial(call))
         return call.call_id
 
     def answer_call(self) -> None:
-        self._submit(self._on_current(self._answer_or_supervise, INCOMING))
+        self._submit(self._on_current(self._answer_or_supervise, CallState.INCOMING))
 
     def decline_call(self) -> None:
-        self._submit(self._on_current(self._decline, INCOMING, SUPERVISING))
+        self._submit(self._on_current(self._decline, CallState.INCOMING, CallState.SUPERVISING))
 
     def supervise(self, pin: str) -> None:
         """A member of staff typed ``pin`` on the keypad of a supervised call."""
@@ -365,7 +381,7 @@ class CallEngine:
         async def send(call: _Call) -> None:
             await self._send_pin(call, pin)
 
-        self._submit(self._on_current(send, SUPERVISING))
+        self._submit(self._on_current(send, CallState.SUPERVISING))
 
     def hang_up(self) -> None:
         self._submit(self._on_current(self._hang_up))
@@ -375,8 +391,8 @@ class CallEngine:
 
         async def end(call: _Call) -> None:
             if call_id is None or call_id == call.call_id:
-                call.ended_by = "staff"
-                await self._end(call, "policy", signal={"kind": "hangup", "reason": "policy"})
+                call.ended_by = StaffEnd.STAFF
+                await self._end(call, EndReason.POLICY, tell=Hangup)
 
         self._submit(self._on_current(end))
 
@@ -387,11 +403,11 @@ class CallEngine:
         future.add_done_callback(_log_failure)
 
     async def _on_current(
-        self, action: Callable[[_Call], Coroutine[Any, Any, None]], *states: str
+        self, action: Callable[[_Call], Coroutine[Any, Any, None]], *states: CallState
     ) -> None:
         call = self._call
-        if call is None or call.state == ENDED or (states and call.state not in states):
-            log.info("no call to act on (%s)", call.state if call else "idle")
+        if call is None or call.state == CallState.ENDED or (states and call.state not in states):
+            log.info("no call to act on (%s)", call.state if call else CallState.IDLE)
             return
         await action(call)
 
@@ -403,10 +419,10 @@ class CallEngine:
         """The tablet's own checks: approval in the cached config, policy allows it now."""
         found = find_approval(config, approval_id)
         if found is None or config is None:
-            raise CallRefused("policy")
+            raise CallRefused(EndReason.POLICY)
         resident, contact = found
         if resident_id is not None and resident.get("id") != resident_id:
-            raise CallRefused("policy")
+            raise CallRefused(EndReason.POLICY)
         timezone = str((config.get("home") or {}).get("timezone") or "UTC")
         # The lock is held by the caller: count without taking it again.
         tz = ZoneInfo(timezone)
@@ -419,71 +435,68 @@ class CallEngine:
         )
         decision = policy.evaluate(contact.get("policy"), now, timezone, calls_today)
         if not decision.allowed:
-            raise CallRefused("policy", decision.next_allowed)
+            raise CallRefused(EndReason.POLICY, decision.next_allowed)
         return resident, contact
 
     async def _check_still_approved(self) -> None:
         call = self._call
-        if call is None or call.state == ENDED:
+        if call is None or call.state == CallState.ENDED:
             return
         if find_approval(self._config(), call.approval_id) is None:
             log.info("approval %s revoked during call %s", call.approval_id, call.call_id)
-            await self._end(call, "policy", signal={"kind": "hangup", "reason": "policy"})
+            await self._end(call, EndReason.POLICY, tell=Hangup)
 
     # -- signalling in -------------------------------------------------------------------------
 
     async def _on_signal(self, data: dict[str, Any]) -> None:
-        kind = data.get("kind")
-        call_id = data.get("call_id")
-        if not isinstance(call_id, str) or not call_id:
-            log.warning("signal %r without a call id dropped", kind)
+        try:
+            message = parse_signal(data, wire=Wire.TO_TABLET)
+        except SignalError as exc:
+            log.warning("signal dropped: %s", exc)
             return
-        if kind == "invite":
-            await self._on_invite(data, call_id)
+        if isinstance(message, Invite):
+            await self._on_invite(message)
             return
         call = self._call
-        if call is None or call.call_id != call_id or call.state == ENDED:
-            log.info("signal %r for unknown call %s ignored", kind, call_id)
+        call_id = getattr(message, "call_id", "")
+        if call is None or call.call_id != call_id or call.state == CallState.ENDED:
+            log.info("signal %r for unknown call %s ignored", message.kind, call_id)
             return
-        if kind == "ringing":
-            self._take_ice_servers(call, data)
-            if call.direction == "outgoing" and call.state == DIALLING:
-                self._set_state(call, RINGING)
+        outgoing = call.direction == Direction.OUTGOING
+        if isinstance(message, Ringing):
+            self._take_ice_servers(call, message.ice_servers)
+            if outgoing and call.state == CallState.DIALLING:
+                self._set_state(call, CallState.RINGING)
                 # The ICE servers are known: gather while the relative's page rings.
                 self._prime_pc(call)
-        elif kind == "accepted":
-            self._take_ice_servers(call, data)
-            if call.direction == "outgoing" and call.state in (DIALLING, RINGING):
+        elif isinstance(message, Accepted):
+            self._take_ice_servers(call, message.ice_servers)
+            if outgoing and call.state in (CallState.DIALLING, CallState.RINGING):
                 self._accepted(call)
-        elif kind == "offer":
-            await self._on_offer(call, data)
-        elif kind == "supervised":
-            await self._on_supervised(call, data)
-        elif kind in ("hangup", "decline"):
-            reason = data.get("reason")
-            if reason not in END_REASONS:
-                reason = "declined" if kind == "decline" else "hung_up"
-            if reason == "policy" and data.get("by") in ("staff", "limit"):
-                call.ended_by = str(data["by"])
-            await self._end(call, str(reason))
+        elif isinstance(message, Offer):
+            await self._on_offer(call, message.sdp)
+        elif isinstance(message, Supervised):
+            await self._on_supervised(call, message)
+        elif isinstance(message, Hangup):
+            reason = message.reason or EndReason.HUNG_UP
+            if reason == EndReason.POLICY and message.by is not None:
+                call.ended_by = message.by
+            await self._end(call, reason)
         else:
-            log.info("signal %r ignored", kind)
+            log.info("signal %r ignored", message.kind)
 
-    async def _on_invite(self, data: dict[str, Any], call_id: str) -> None:
+    async def _on_invite(self, invite: Invite) -> None:
+        call_id, approval_id = invite.call_id, invite.approval_id
         current = self._call
         if current is not None and current.call_id == call_id:
             return  # a QoS 1 duplicate
-        approval_id = str(data.get("approval_id") or "")
-        resident_id = data.get("resident_id")
         config = self._config()
         with self._lock:
             if self._call is not None:
-                refused: CallRefused | None = CallRefused("busy")
+                refused: CallRefused | None = CallRefused(EndReason.BUSY)
             else:
                 try:
-                    resident, contact = self._check(
-                        config, approval_id, resident_id if isinstance(resident_id, str) else None
-                    )
+                    resident, contact = self._check(config, approval_id, invite.resident_id)
                     refused = None
                 except CallRefused as exc:
                     refused = exc
@@ -495,23 +508,23 @@ class CallEngine:
                     approval_id=approval_id,
                     resident_id=str(resident.get("id", "")),
                     contact_name=str(contact.get("display_name", "")),
-                    direction="incoming",
-                    state=INCOMING,
+                    direction=Direction.INCOMING,
+                    state=CallState.INCOMING,
                     policy=rules,
                     # Nobody answers a supervised call for the resident: staff must be there.
                     auto_answer_s=None if supervised else policy.auto_answer_seconds(rules),
                     started_at=self._now(),
-                    ice_servers=list(data.get("ice_servers") or []),
+                    ice_servers=[dict(server) for server in invite.ice_servers or ()],
                     supervised=supervised,
                 )
                 self._call = call
         if refused is not None:
             log.info("invite %s declined: %s", call_id, refused.reason)
-            self._signal({"kind": "decline", "call_id": call_id, "reason": refused.reason})
+            self._signal(Decline(call_id=call_id, reason=refused.reason))
             return
         call.stats.call_id = call_id
         call.stats.mark("invited")
-        self._signal({"kind": "ringing", "call_id": call_id})
+        self._signal(Ringing(call_id=call_id))
         self._record_start(call)
         self._emit(call)
         self._later(call, self.ring_timeout_s, self._ring_timeout)
@@ -524,17 +537,16 @@ class CallEngine:
         if call.auto_answer_s is not None:
             self._later(call, call.auto_answer_s, self._auto_answer)
 
-    def _take_ice_servers(self, call: _Call, data: dict[str, Any]) -> None:
-        servers = data.get("ice_servers")
-        if isinstance(servers, list):
-            call.ice_servers = servers
+    def _take_ice_servers(self, call: _Call, servers: tuple[Any, ...] | None) -> None:
+        if servers is not None:
+            call.ice_servers = [dict(server) for server in servers]
 
     # -- actions on the loop -------------------------------------------------------------------
 
     async def _dial(self, call: _Call) -> None:
         call.stats.call_id = call.call_id
         call.stats.mark("dialled")
-        self._signal({"kind": "invite", "call_id": call.call_id, "approval_id": call.approval_id})
+        self._signal(Invite(call_id=call.call_id, approval_id=call.approval_id))
         self._record_start(call)
         self._emit(call)
         # The resident chose to call: open the camera and microphone while it rings, as the
@@ -543,13 +555,14 @@ class CallEngine:
         self._later(call, self.ring_timeout_s, self._ring_timeout)
 
     async def _answer(self, call: _Call) -> None:
-        self._signal({"kind": "accept", "call_id": call.call_id})
+        self._signal(Accept(call_id=call.call_id))
         self._accepted(call)
 
     async def _answer_or_supervise(self, call: _Call) -> None:
-        if call.supervised and call.supervision != "ok":
-            call.supervision = "required"
-            self._set_state(call, SUPERVISING)  # the keypad; the relative's page keeps ringing
+        if call.supervised and call.supervision != Supervision.OK:
+            call.supervision = Supervision.REQUIRED
+            # The keypad; the relative's page keeps ringing.
+            self._set_state(call, CallState.SUPERVISING)
             return
         await self._answer(call)
 
@@ -561,118 +574,114 @@ class CallEngine:
         self._later(call, self.supervise_timeout_s, self._supervise_timeout)
 
     async def _supervise_timeout(self, call: _Call) -> None:
-        if call.state == SUPERVISING and call.direction == "outgoing":
-            await self._end(call, "cancelled")
+        if call.state == CallState.SUPERVISING and call.direction == Direction.OUTGOING:
+            await self._end(call, EndReason.CANCELLED)
 
     async def _send_pin(self, call: _Call, pin: str) -> None:
-        if call.supervision == "checking":
+        if call.supervision == Supervision.CHECKING:
             return  # one PIN at a time
-        call.supervision = "checking"
+        call.supervision = Supervision.CHECKING
         call.pin_error = None
         self._emit(call)
-        self._signal(
-            {
-                "kind": "supervise",
-                "call_id": call.call_id,
-                "approval_id": call.approval_id,
-                "pin": pin,
-            }
-        )
+        self._signal(Supervise(call_id=call.call_id, approval_id=call.approval_id, pin=pin))
         call.pins_sent += 1
         sent = call.pins_sent
 
         async def no_answer(c: _Call) -> None:
-            if c.state == SUPERVISING and c.supervision == "checking" and c.pins_sent == sent:
-                c.supervision, c.pin_error = "required", "network"
+            if (
+                c.state == CallState.SUPERVISING
+                and c.supervision == Supervision.CHECKING
+                and c.pins_sent == sent
+            ):
+                c.supervision, c.pin_error = Supervision.REQUIRED, PinError.NETWORK
                 self._emit(c)
 
         self._later(call, self.pin_answer_timeout_s, no_answer)
 
-    async def _on_supervised(self, call: _Call, data: dict[str, Any]) -> None:
-        if call.state != SUPERVISING or call.supervision != "checking":
+    async def _on_supervised(self, call: _Call, answer: Supervised) -> None:
+        if call.state != CallState.SUPERVISING or call.supervision != Supervision.CHECKING:
             log.info("supervised answer for call %s in state %s ignored", call.call_id, call.state)
             return
-        if data.get("ok") is True:
-            call.supervision = "ok"
-            call.supervisor = str(data.get("staff_name") or "")
+        if answer.ok:
+            call.supervision = Supervision.OK
+            call.supervisor = answer.staff_name or ""
             call.pin_error = None
             log.info("call %s supervised", call.call_id)
-            if call.direction == "outgoing":
-                self._set_state(call, DIALLING)
+            if call.direction == Direction.OUTGOING:
+                self._set_state(call, CallState.DIALLING)
                 await self._dial(call)
             else:
-                self._set_state(call, INCOMING)
+                self._set_state(call, CallState.INCOMING)
                 await self._answer(call)
             return
-        left = data.get("attempts_left")
-        if isinstance(left, int) and not isinstance(left, bool):
+        left = answer.attempts_left
+        if left is not None:
             call.pin_attempts_left = max(0, min(call.pin_attempts_left - 1, left))
         else:
             call.pin_attempts_left -= 1
         if call.pin_attempts_left <= 0:
             log.info("call %s: wrong PIN %d times, declined", call.call_id, MAX_PIN_ATTEMPTS)
-            if call.direction == "incoming":
-                await self._end(call, "policy", signal={"kind": "decline", "reason": "policy"})
+            if call.direction == Direction.INCOMING:
+                await self._end(call, EndReason.POLICY, tell=Decline)
             else:
-                await self._end(call, "policy")  # its invite never left the tablet
+                await self._end(call, EndReason.POLICY)  # its invite never left the tablet
             return
-        call.supervision, call.pin_error = "required", "wrong"
+        call.supervision, call.pin_error = Supervision.REQUIRED, PinError.WRONG
         self._emit(call)
 
     def _accepted(self, call: _Call) -> None:
         call.answered_mono = time.monotonic()
         call.stats.mark("accepted")
-        self._set_state(call, CONNECTING)
+        self._set_state(call, CallState.CONNECTING)
         self._later(call, self.connect_timeout_s, self._connect_timeout)
         # The offer follows within a few tens of ms: have everything it needs ready or opening.
         self._prime_media(call)
         self._prime_pc(call)
 
     async def _auto_answer(self, call: _Call) -> None:
-        if call.state == INCOMING:
+        if call.state == CallState.INCOMING:
             await self._answer(call)
 
     async def _decline(self, call: _Call) -> None:
-        if call.direction == "outgoing":  # a supervised call given up on the keypad
-            await self._end(call, "cancelled")
+        if call.direction == Direction.OUTGOING:  # a supervised call given up on the keypad
+            await self._end(call, EndReason.CANCELLED)
             return
-        await self._end(call, "declined", signal={"kind": "decline", "reason": "declined"})
+        await self._end(call, EndReason.DECLINED, tell=Decline)
 
     async def _hang_up(self, call: _Call) -> None:
-        if call.state in (INCOMING, SUPERVISING):
+        if call.state in (CallState.INCOMING, CallState.SUPERVISING):
             await self._decline(call)
-        elif call.state in (DIALLING, RINGING):
-            await self._end(call, "cancelled", signal={"kind": "hangup", "reason": "cancelled"})
+        elif call.state in RINGING_STATES:
+            await self._end(call, EndReason.CANCELLED, tell=Hangup)
         else:
-            await self._end(call, "hung_up", signal={"kind": "hangup", "reason": "hung_up"})
+            await self._end(call, EndReason.HUNG_UP, tell=Hangup)
 
     async def _ring_timeout(self, call: _Call) -> None:
-        if call.state in (INCOMING, DIALLING, RINGING, SUPERVISING):
-            await self._end(call, "missed", signal={"kind": "hangup", "reason": "missed"})
+        if call.state in RINGING_STATES or call.state in (
+            CallState.INCOMING,
+            CallState.SUPERVISING,
+        ):
+            await self._end(call, EndReason.MISSED, tell=Hangup)
 
     async def _connect_timeout(self, call: _Call) -> None:
-        if call.state == CONNECTING:
-            await self._end(call, "network", signal={"kind": "hangup", "reason": "network"})
+        if call.state == CallState.CONNECTING:
+            await self._end(call, EndReason.NETWORK, tell=Hangup)
 
     async def _max_duration(self, call: _Call) -> None:
-        if call.state == CONNECTED:
+        if call.state == CallState.CONNECTED:
             log.info("call %s reached its maximum duration", call.call_id)
-            call.ended_by = "limit"
-            await self._end(call, "policy", signal={"kind": "hangup", "reason": "policy"})
+            call.ended_by = StaffEnd.LIMIT
+            await self._end(call, EndReason.POLICY, tell=Hangup)
 
     # -- SDP and media -------------------------------------------------------------------------
 
-    async def _on_offer(self, call: _Call, data: dict[str, Any]) -> None:
-        sdp = data.get("sdp")
-        if not isinstance(sdp, str) or not sdp:
-            log.warning("offer without SDP for call %s", call.call_id)
-            return
+    async def _on_offer(self, call: _Call, sdp: str) -> None:
         if call.offer_mono is not None:
             log.warning("second offer for call %s ignored (no renegotiation)", call.call_id)
             return
-        if call.direction == "outgoing" and call.state in (DIALLING, RINGING):
+        if call.direction == Direction.OUTGOING and call.state in RINGING_STATES:
             self._accepted(call)  # the "accepted" was lost or overtaken: the offer says it all
-        if call.state != CONNECTING:
+        if call.state != CallState.CONNECTING:
             log.warning("offer for call %s in state %s ignored", call.call_id, call.state)
             return
         call.offer_mono = time.monotonic()
@@ -681,7 +690,7 @@ class CallEngine:
             await self._answer_offer(call, sdp)
         except Exception:
             log.exception("could not answer the offer of call %s", call.call_id)
-            await self._end(call, "error", signal={"kind": "hangup", "reason": "error"})
+            await self._end(call, EndReason.ERROR, tell=Hangup)
 
     # -- set-up ahead of the offer --------------------------------------------------------------
 
@@ -690,7 +699,7 @@ class CallEngine:
         self._start_video_choice()
         if early and not self.early_setup:
             return
-        if call.media_task is None and call.state != ENDED:
+        if call.media_task is None and call.state != CallState.ENDED:
             call.media_task = asyncio.get_running_loop().create_task(self._open_media(call))
             call.media_task.add_done_callback(_log_failure)
 
@@ -708,7 +717,7 @@ class CallEngine:
             call.resident_id,
         )
         choice = self._call_video_choice(call)
-        if call.state == ENDED or self._call is not call:
+        if call.state == CallState.ENDED or self._call is not call:
             local.stop()
             return None
 
@@ -749,7 +758,7 @@ class CallEngine:
         self._start_video_choice()
         if early and not self.early_setup:
             return
-        if call.pc_task is None and call.state != ENDED:
+        if call.pc_task is None and call.state != CallState.ENDED:
             call.pc_task = asyncio.get_running_loop().create_task(self._open_pc(call))
             call.pc_task.add_done_callback(_log_failure)
 
@@ -771,7 +780,7 @@ class CallEngine:
             await asyncio.gather(*(g.gather() for g in gatherers))
         except Exception as exc:  # closed meanwhile, or no interface: the answer gathers again
             log.info("call %s: early gathering failed (%s)", call.call_id, exc)
-        if call.state == ENDED:
+        if call.state == CallState.ENDED:
             return None
         call.stats.mark("pc_ready")
         return pc
@@ -797,20 +806,20 @@ class CallEngine:
         async def on_state() -> None:
             state = pc.connectionState
             log.info("call %s: peer connection %s", call.call_id, state)
-            if call.state == ENDED or call.pc is not pc:
+            if call.state == CallState.ENDED or call.pc is not pc:
                 return
-            if state == "connected" and call.state == CONNECTING:
+            if state == "connected" and call.state == CallState.CONNECTING:
                 call.stats.mark("dtls_connected")
                 self._connected(call)
             elif state == "failed":
-                await self._end(call, "network", signal={"kind": "hangup", "reason": "network"})
+                await self._end(call, EndReason.NETWORK, tell=Hangup)
             elif state == "closed":
                 # A clean DTLS close: the other side hung up, and its hang-up signal, which
                 # travels through the backend and the broker, is usually a few ms behind.
                 # Give it a moment so the call ends with the reason the other side gave; with
                 # no word from it, the peer vanished.
                 await asyncio.sleep(REMOTE_CLOSE_GRACE_S)
-                await self._end(call, "network", signal={"kind": "hangup", "reason": "network"})
+                await self._end(call, EndReason.NETWORK, tell=Hangup)
 
     async def _answer_offer(self, call: _Call, sdp: str) -> None:
         self._prime_media(call, early=False)
@@ -818,7 +827,7 @@ class CallEngine:
         assert call.pc_task is not None and call.media_task is not None
         pc = await call.pc_task
         local = await call.media_task
-        if pc is None or local is None or call.state == ENDED:
+        if pc is None or local is None or call.state == CallState.ENDED:
             return
         for transceiver in pc.getTransceivers():
             transceiver.sender.replaceTrack(
@@ -828,13 +837,13 @@ class CallEngine:
         call.stats.mark("remote_set")
         # The candidates are already gathered: setLocalDescription returns at once.
         await pc.setLocalDescription(await pc.createAnswer())
-        if call.state == ENDED:
+        if call.ended:  # meanwhile (mypy cannot see the state change across the await)
             return
         answer = pc.localDescription.sdp
         if isinstance(local.video, AdaptiveVideoTrack):
             # What the tablet is willing to decode: no more than it would send at its rung.
             answer = video_profile.with_bandwidth(answer, "video", local.video.profile.max_bitrate)
-        self._signal({"kind": "answer", "call_id": call.call_id, "sdp": answer})
+        self._signal(AnswerSignal(call_id=call.call_id, sdp=answer))
         call.stats.mark("answer_sent")
 
     def _first_frame(self, call: _Call) -> None:
@@ -854,7 +863,7 @@ class CallEngine:
         call.connected_at = self._now()
         with self._lock:
             self._connected_calls.append((call.approval_id, call.connected_at))
-        self._set_state(call, CONNECTED)
+        self._set_state(call, CallState.CONNECTED)
         self._task(call, self._poll_stats(call))
         max_min = call.policy.get("max_duration_min")
         if isinstance(max_min, int) and not isinstance(max_min, bool) and max_min > 0:
@@ -864,13 +873,13 @@ class CallEngine:
             self._later(call, max_min * minute, self._max_duration)
 
     async def _warn_one_minute(self, call: _Call) -> None:
-        if call.state == CONNECTED and call.warning is None:
-            call.warning = "one_minute"
+        if call.state == CallState.CONNECTED and call.warning is None:
+            call.warning = CallWarning.ONE_MINUTE
             log.info("call %s: one minute left", call.call_id)
             self._emit(call)
 
     async def _poll_stats(self, call: _Call) -> None:
-        while call.state == CONNECTED:
+        while call.state == CallState.CONNECTED:
             await self._collect_stats(call)
             await asyncio.sleep(STATS_INTERVAL_S)
 
@@ -898,22 +907,29 @@ class CallEngine:
 
     # -- ending --------------------------------------------------------------------------------
 
-    async def _end(self, call: _Call, reason: str, *, signal: dict[str, Any] | None = None) -> None:
-        """End ``call``: tell the other side (if ``signal``), release everything, go idle."""
-        if call.state == ENDED or self._call is not call:
+    async def _end(
+        self,
+        call: _Call,
+        reason: EndReason,
+        *,
+        tell: type[Hangup] | type[Decline] | None = None,
+    ) -> None:
+        """End ``call``: tell the other side (a ``tell`` with ``reason``), release everything,
+        go idle."""
+        if call.state == CallState.ENDED or self._call is not call:
             return
         previous = call.state
         with self._lock:
-            call.state = ENDED
+            call.state = CallState.ENDED
             call.reason = reason
-        if signal is not None:
-            self._signal({**signal, "call_id": call.call_id})
+        if tell is not None:
+            self._signal(tell(call_id=call.call_id, reason=reason))
         current = asyncio.current_task()
         for task in list(call.tasks):
             if task is not current:
                 task.cancel()
         if call.pc is not None:
-            if previous == CONNECTED:
+            if previous == CallState.CONNECTED:
                 await self._collect_stats(call)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(call.pc.close(), CLOSE_TIMEOUT_S)
@@ -946,7 +962,7 @@ class CallEngine:
 
     # -- outputs -------------------------------------------------------------------------------
 
-    def _set_state(self, call: _Call, state: str) -> None:
+    def _set_state(self, call: _Call, state: CallState) -> None:
         with self._lock:
             call.state = state
         self._emit(call)
@@ -981,11 +997,11 @@ class CallEngine:
         except Exception:
             log.exception("call listener failed")
 
-    def _signal(self, data: dict[str, Any]) -> None:
+    def _signal(self, message: SignalMessage) -> None:
         try:
-            self._send_signal(data)
+            self._send_signal(message.to_wire(Wire.FROM_TABLET))
         except Exception:
-            log.exception("could not send signal %s", data.get("kind"))
+            log.exception("could not send signal %s", message.kind)
 
     def _record_start(self, call: _Call) -> None:
         self._record_safely(

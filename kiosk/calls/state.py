@@ -1,5 +1,7 @@
 """The plain data a call exposes to the core and the screens; no aiortc import here.
 
+The call's vocabulary is :mod:`kiosk.calls.model` (shared with the backend).
+
 Kept apart from :mod:`kiosk.calls.engine` so that importing the core (and the screens) does not
 load aiortc and FFmpeg until a call engine is actually started.
 """
@@ -15,29 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-# States shared with the backend and the browser (docs/calls.md). "incoming" is the tablet's own
-# name for "ringing here"; "ringing" is our outgoing call ringing at the relative's.
-IDLE = "idle"
-DIALLING = "dialling"
-RINGING = "ringing"
-INCOMING = "incoming"
-CONNECTING = "connecting"
-CONNECTED = "connected"
-ENDED = "ended"
-
-END_REASONS = frozenset(
-    {
-        "declined",
-        "missed",
-        "cancelled",
-        "hung_up",
-        "policy",
-        "busy",
-        "unavailable",
-        "error",
-        "network",
-    }
-)
+# The call's vocabulary (states, reasons, directions, signals) is kiosk/calls/model.py's.
+from kiosk.calls.model import CallState, Direction, EndReason
 
 RgbFrame = npt.NDArray[np.uint8]
 
@@ -50,7 +31,7 @@ class CallRefused(Exception):
     ``next_allowed`` (aware, UTC) is the next moment the policy allows a call, when known.
     """
 
-    def __init__(self, reason: str, next_allowed: datetime | None = None) -> None:
+    def __init__(self, reason: EndReason, next_allowed: datetime | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.next_allowed = next_allowed
@@ -64,9 +45,9 @@ class CallInfo:
     approval_id: str
     resident_id: str
     contact_name: str
-    direction: str  # "outgoing" | "incoming"
-    state: str
-    reason: str | None
+    direction: Direction
+    state: CallState
+    reason: EndReason | None
     auto_answer_s: int | None
     started_at: datetime
     connected_at: datetime | None

@@ -15,6 +15,7 @@ from typing import Any
 
 from kivy.properties import StringProperty
 
+from kiosk.calls.model import CallState
 from screens.call.common import CallScreen, SoundFile
 from screens.call.sentences import outgoing_status
 
@@ -29,7 +30,7 @@ class OutgoingCallScreen(CallScreen):
     contact_name = StringProperty("")
     photo = StringProperty("")
     initials = StringProperty("")
-    state = StringProperty("dialling")
+    state = StringProperty(CallState.DIALLING)
     status_text = StringProperty("")
     announcement = StringProperty("")  # the WAV that says who is called ("": none)
 

@@ -7,15 +7,29 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
+from kiosk.calls.model import (
+    CallState,
+    CallWarning,
+    Direction,
+    EndReason,
+    PinError,
+    StaffEnd,
+    Supervision,
+)
 from kiosk.i18n import _
 
-# Reasons of a tablet-side policy refusal (``kiosk.policy.Decision.reason``) and of the engine.
-POLICY_REASONS = frozenset({"policy", "quiet_hours", "outside_window", "daily_limit", "revoked"})
+# The engine's end reason, and the details of a tablet-side policy refusal
+# (``kiosk.policy.Decision.reason``).
+POLICY_REASONS = frozenset(
+    {EndReason.POLICY, "quiet_hours", "outside_window", "daily_limit", "revoked"}
+)
+# What went wrong on the way: the call was cut, or could not go through.
+FAILURES = (EndReason.NETWORK, EndReason.ERROR)
 
 
 def outgoing_status(state: str, name: str) -> str:
     """The line under the relative's name while the tablet calls them."""
-    if state == "ringing":
+    if state == CallState.RINGING:
         return _("It is ringing at {name}'s…").format(name=name)
     return _("Calling…")
 
@@ -46,14 +60,14 @@ def connecting_text(name: str) -> str:
 
 def warning_text(warning: str | None) -> str:
     """The big line over the video when the call nears its maximum duration ("" otherwise)."""
-    if warning == "one_minute":
+    if warning == CallWarning.ONE_MINUTE:
         return _("One minute left")
     return ""
 
 
 def supervise_title(name: str, direction: str) -> str:
     """The keypad's big line: why the call waits."""
-    if direction == "incoming":
+    if direction == Direction.INCOMING:
         return _("{name} is calling. A member of staff must type their code to answer.").format(
             name=name
         )
@@ -62,13 +76,13 @@ def supervise_title(name: str, direction: str) -> str:
 
 def supervise_status(supervision: str, pin_error: str | None, attempts_left: int) -> str:
     """Under the typed dots: checking, or what went wrong with the last code."""
-    if supervision == "checking":
+    if supervision == Supervision.CHECKING:
         return _("Checking the code…")
-    if pin_error == "wrong":
+    if pin_error == PinError.WRONG:
         if attempts_left == 1:
             return _("This code is not right. One try left.")
         return _("This code is not right. {count} tries left.").format(count=attempts_left)
-    if pin_error == "network":
+    if pin_error == PinError.NETWORK:
         return _("The code could not be checked. Type it again.")
     return _("A member of staff must type their code")
 
@@ -83,27 +97,27 @@ def ended_sentence(
 ) -> str:
     """The sentence shown for a few seconds when a call ends, before the home screen."""
     over = _("The call is over.")
-    if reason == "policy" and ended_by == "staff":
+    if reason == EndReason.POLICY and ended_by == StaffEnd.STAFF:
         return _("The call was ended by the staff.")
-    if reason == "policy" and ended_by == "limit":
+    if reason == EndReason.POLICY and ended_by == StaffEnd.LIMIT:
         return _("The time for this call is over. You can call {name} again another time.").format(
             name=name
         )
     if connected:
-        if reason in ("network", "error"):
+        if reason in FAILURES:
             return _("The call was cut off. You can call {name} again.").format(name=name)
         return over
-    if direction == "incoming":
-        if reason in ("cancelled", "missed"):
+    if direction == Direction.INCOMING:
+        if reason in (EndReason.CANCELLED, EndReason.MISSED):
             return _("{name} tried to call you.").format(name=name)
         return over
-    if reason in ("declined", "missed", "unavailable"):
+    if reason in (EndReason.DECLINED, EndReason.MISSED, EndReason.UNAVAILABLE):
         return _("{name} could not answer.").format(name=name)
-    if reason == "busy":
+    if reason == EndReason.BUSY:
         return _("{name} is already on a call. Try again a little later.").format(name=name)
     if reason in POLICY_REASONS:
         return _("This is not a time to call {name}. Try again later.").format(name=name)
-    if reason in ("network", "error"):
+    if reason in FAILURES:
         return _("The call could not go through. Try again in a moment.")
     return over
 
@@ -117,7 +131,7 @@ def refused_sentence(
     timezone: tzinfo | None = None,
 ) -> str:
     """Why a call could not start (``CallRefused``) and, when known, when it can."""
-    if reason == "busy":
+    if reason == EndReason.BUSY:
         return _("A call is already under way. Try again in a moment.")
     if reason in POLICY_REASONS or reason is None:
         if next_allowed is not None:

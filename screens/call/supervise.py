@@ -14,6 +14,7 @@ from typing import Any
 
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
+from kiosk.calls.model import Direction, Supervision
 from screens.call.common import CallScreen
 from screens.call.sentences import supervise_status, supervise_title
 
@@ -30,12 +31,13 @@ class SupervisionScreen(CallScreen):
     __events__ = ("on_pin_entered", "on_cancel_requested")
 
     contact_name = StringProperty("")
-    direction = StringProperty("outgoing")
+    direction = StringProperty(Direction.OUTGOING)
     title = StringProperty("")
     pin = StringProperty("")
     dots = StringProperty("")
-    # "required" | "checking" (the backend checks the PIN), with the last PIN's error if any.
-    supervision = StringProperty("required")
+    # kiosk.calls.model.Supervision (checking: the backend checks the PIN), with the last
+    # PIN's error if any.
+    supervision = StringProperty(Supervision.REQUIRED)
     pin_error = StringProperty("")
     attempts_left = NumericProperty(3)
     status = StringProperty("")
@@ -66,8 +68,8 @@ class SupervisionScreen(CallScreen):
         self.supervision = supervision
         self.pin_error = pin_error or ""
         self.attempts_left = attempts_left
-        self.checking = supervision == "checking"
-        if supervision != "checking":
+        self.checking = supervision == Supervision.CHECKING
+        if supervision != Supervision.CHECKING:
             self.pin = ""
 
     def refresh_texts(self) -> None:

@@ -38,6 +38,7 @@ from kivy.tests.common import UnitTestTouch  # noqa: E402
 from kivy.uix.button import Button  # noqa: E402
 from kivy.uix.scrollview import ScrollView  # noqa: E402
 
+from kiosk.calls.model import Direction  # noqa: E402
 from kiosk.settings import TabletPreferences  # noqa: E402
 from screens.app import LiensApp, ShownCall  # noqa: E402
 from screens.components import a11y  # noqa: E402
@@ -121,7 +122,7 @@ def _call(app: LiensApp, direction: str = "outgoing") -> ShownCall:
     app.call = ShownCall(
         call_id="call-1",
         approval_id="ap-1",
-        direction=direction,
+        direction=Direction(direction),
         name="Marie Dupont",
         photo=str(app.photo_paths.get("c1", "")),
         initials="MD",
