@@ -72,6 +72,11 @@ def set_approval(
             "after": {"status": status, "policy": policy, "reason": approval.reason},
         },
     )
+    if status == ApprovalStatus.APPROVED.value and not ends:
+        # Still approved, with a new policy: a call under way outside its new windows or in its
+        # new quiet hours ends too (the daily limits only stop new calls: none counted here).
+        now_allowed = call_policy.evaluate(policy, utcnow(), approval.resident.home.timezone)
+        ends = not now_allowed.allowed
     changed = decisions.residents_changed(session, [approval.resident_id])
     return (changed | decisions.end_calls(approval_id=approval.id)) if ends else changed
 

@@ -56,7 +56,7 @@ from tests.integration.test_authorization import (
     seed_home,
     seed_photo,
 )
-from tests.integration.test_signalling import FakeTablet, Page
+from tests.integration.test_signalling import FAR_AWAY_DAY, FakeTablet, Page
 
 ADMIN = "direction@example.org"
 
@@ -688,6 +688,45 @@ def test_cli_revoke_ends_a_call_under_way_within_2_s(backend_on_mosquitto: Runni
 
         row = poll_until(closed, 5, "the call's row closed")
         assert row.outcome == "policy" and row.ended_by == "backend"
+    finally:
+        page.close()
+        tablet.close()
+
+
+def test_a_policy_that_no_longer_allows_now_ends_the_call_under_way(
+    backend_on_mosquitto: RunningBackend,
+) -> None:
+    """Still approved, but the new windows exclude now: the call under way ends ("policy")."""
+    backend = backend_on_mosquitto
+    ids = backend.seed()
+    resident, contact = ids["residents"][0], ids["contacts"][0]
+    backend.approve(resident, contact)
+    with backend.db.session() as s:
+        approval = directory.find_approval(s, resident, contact)
+        assert approval is not None
+        approval_id = approval.id
+    add_staff(backend, ADMIN, "admin", [])
+    admin = log_in(backend, ADMIN)
+    tablet = FakeTablet(backend, ids["tablet"])
+    page = Page(backend, ids["tokens"][0])
+    try:
+        _connected_call(backend, tablet, page, resident)
+        r = admin.http.post(
+            f"{backend.base_url}/staff/approvals/{approval_id}",
+            data={
+                "csrf_token": admin.csrf,
+                "status": "approved",
+                "window_count": "1",
+                "w0_days": str(FAR_AWAY_DAY),
+                "w0_start": "14:00",
+                "w0_end": "18:00",
+            },
+            allow_redirects=False,
+            timeout=15,
+        )
+        assert r.status_code == 303, r.text
+        assert page.expect("ended", timeout=5)["reason"] == "policy"
+        assert tablet.expect("hangup", timeout=5)["reason"] == "policy"
     finally:
         page.close()
         tablet.close()
