@@ -1,8 +1,9 @@
 """The running backend: database, broker (its own Mosquitto or a shared one), the bridge, and
 publishing.
 
-``Backend`` is what ``liens serve`` and ``liens demo`` run; ``publish_configs`` is what the
-admin CLI uses to make a change reach the tablets at once from another process.
+``Backend`` is what ``liens serve`` and ``liens demo`` run. A staff decision reaches the tablets
+through the apply step (``backend.apply``), which publishes with :func:`publish_configs`, over
+the running bridge or, from the CLI, over a :func:`publishing_bridge`.
 """
 
 from __future__ import annotations
@@ -406,25 +407,3 @@ def publishing_bridge(settings: Settings) -> Bridge:
         password=settings.mqtt_password,
         subscribe=False,
     )
-
-
-def publish_from_another_process(
-    settings: Settings, db: Database, tablet_ids: list[str]
-) -> dict[str, object]:
-    """Used by the CLI: connect briefly as the backend, publish, disconnect.
-
-    When the broker is not running (no ``liens serve``), nothing is lost: the server republishes
-    every configuration when it starts.
-    """
-    if not tablet_ids:
-        return {"published_to": []}
-    bridge = publishing_bridge(settings)
-    try:
-        bridge.start(timeout=5)
-    except BrokerUnavailable as exc:
-        log.info("configuration not published now: %s", exc)
-        return {"published_to": [], "pending": tablet_ids, "note": str(exc)}
-    try:
-        return {"published_to": publish_configs(db, bridge, tablet_ids)}
-    finally:
-        bridge.stop()
