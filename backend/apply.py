@@ -52,8 +52,11 @@ class Applied:
     pages_closed: int = 0
     retired: list[str] = field(default_factory=list)  # account and retained topics removed
     commands_sent: list[str] = field(default_factory=list)  # tablet ids
-    broadcast: list[str] = field(default_factory=list)  # what was asked of every replica
-    problems: list[str] = field(default_factory=list)  # left for the reconnection's republish
+    # What the CLI asked of every replica (in-process, the hub broadcasts on its own).
+    broadcast: list[str] = field(default_factory=list)
+    # What could not be done now: configurations follow with the republish at the next
+    # reconnection or start; a retirement left on the broker is done again by retiring again.
+    problems: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
