@@ -18,7 +18,7 @@ from backend.api.deps import BackendDep, SessionDep
 from backend.api.routes import enrolment
 from backend.auth import routes as staff_auth
 from backend.auth.deps import LoginRequired
-from backend.calls.hub import BrowserConnection, CallHub
+from backend.calls.hub import LINK_GONE, BrowserConnection, CallHub
 from backend.dashboard import router as dashboard_router
 from backend.i18n import pick_language
 from backend.models import Home, Resident, Tablet
@@ -136,6 +136,9 @@ def create_app(backend: Backend) -> FastAPI:
                 contact = directory.contact_by_token(session, token)
                 return contact.id if contact is not None else None
 
+        async def close(code: int) -> None:
+            await websocket.close(code=code)
+
         contact_id = await asyncio.to_thread(lookup)
         if contact_id is None:
             await websocket.close(code=4404)
@@ -144,9 +147,14 @@ def create_app(backend: Backend) -> FastAPI:
         language = pick_language(
             websocket.query_params.get("lang"), websocket.headers.get("accept-language")
         )
-        conn = BrowserConnection(websocket.send_json, contact_id, language)
+        conn = BrowserConnection(websocket.send_json, contact_id, language, close=close)
         await hub.connect_browser(conn)
         try:
+            # A link revoked or regenerated between the lookup and now: the apply step closed
+            # the pages it saw, not this one; look again now that it is registered.
+            if await asyncio.to_thread(lookup) != contact_id:
+                await conn.close(LINK_GONE)
+                return
             while True:
                 text = await websocket.receive_text()
                 if len(text) > 256 * 1024:

@@ -1,8 +1,9 @@
 """The running backend: database, broker (its own Mosquitto or a shared one), the bridge, and
 publishing.
 
-``Backend`` is what ``liens serve`` and ``liens demo`` run; ``publish_configs`` is what the
-admin CLI uses to make a change reach the tablets at once from another process.
+``Backend`` is what ``liens serve`` and ``liens demo`` run. A staff decision reaches the tablets
+through the apply step (``backend.apply``), which publishes with :func:`publish_configs`, over
+the running bridge or, from the CLI, over a :func:`publishing_bridge`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ class Backend:
     def start(self) -> None:
         self.db.migrate()
         s = self.settings
+        from backend.calls.calllog import close_calls_left_open
+        from backend.calls.routing import default_replica_id
+
+        replica_id = s.replica_id or default_replica_id(s.port)
+        with self.db.session() as session:
+            # A backend killed during a call left its row open: the tablet's event (stored, or
+            # still in its outbox) closes it with the tablet's reason, else "server_restart".
+            closed = close_calls_left_open(session, replica_id=replica_id)
+        if closed:
+            log.warning("%d calls left open by an earlier run closed", closed)
         port = s.mqtt_port
         if s.own_broker:
             from backend.broker.mosquitto import SupervisedMosquitto
@@ -72,9 +83,8 @@ class Backend:
             dynsec.bind_client_ids(enrolled_tablet_ids(self.db))
         except BrokerAdminError:
             log.exception("tablet accounts not bound to their client ids now")
-        from backend.calls.routing import Router, default_replica_id
+        from backend.calls.routing import Router
 
-        replica_id = s.replica_id or default_replica_id(s.port)
         self.bridge = Bridge(
             host=s.mqtt_host,
             port=port,
@@ -412,25 +422,3 @@ def publishing_bridge(settings: Settings) -> Bridge:
         password=settings.mqtt_password,
         subscribe=False,
     )
-
-
-def publish_from_another_process(
-    settings: Settings, db: Database, tablet_ids: list[str]
-) -> dict[str, object]:
-    """Used by the CLI: connect briefly as the backend, publish, disconnect.
-
-    When the broker is not running (no ``liens serve``), nothing is lost: the server republishes
-    every configuration when it starts.
-    """
-    if not tablet_ids:
-        return {"published_to": []}
-    bridge = publishing_bridge(settings)
-    try:
-        bridge.start(timeout=5)
-    except BrokerUnavailable as exc:
-        log.info("configuration not published now: %s", exc)
-        return {"published_to": [], "pending": tablet_ids, "note": str(exc)}
-    try:
-        return {"published_to": publish_configs(db, bridge, tablet_ids)}
-    finally:
-        bridge.stop()

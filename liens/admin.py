@@ -1,7 +1,10 @@
 """``liens admin …``: manage homes, residents, contacts, approvals and tablets; prints JSON.
 
-Every change goes through the service functions (so it is in the audit log), and a change that
-alters what a tablet shows is published to that tablet at once when the broker is running.
+Every change goes through the service functions (so it is in the audit log), and once committed
+its consequences go through the apply step (``backend.apply.apply_from_another_process``): the
+tablets get their new configuration, the serving replicas end the calls and close the pages it
+no longer allows, retired tablets leave the broker. Every command that writes prints what was
+applied under ``"applied"``.
 """
 
 from __future__ import annotations
@@ -138,10 +141,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def applied(settings: Any, db: Any, result: dict[str, Any], consequences: Any) -> dict[str, Any]:
+    """After the commit: ``result`` with what the apply step did (``"applied"``)."""
+    from backend.apply import apply_from_another_process
+
+    done = apply_from_another_process(settings, db, consequences)
+    return {**result, "published_to": done.published, "applied": done.summary()}
+
+
 def _dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> Any:
     from backend.models import Approval, AuditEntry, Contact, Home, Resident, Tablet
-    from backend.runtime import publish_from_another_process
-    from backend.services import directory
+    from backend.services import decisions, directory, staff_actions
     from backend.services import tablets as tablet_service
 
     privacy = admin_privacy.dispatch(args, db=db, settings=settings, by=by)
@@ -150,13 +160,14 @@ def _dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> A
     obj, action = args.object, getattr(args, "action", None)
     ttl = timedelta(hours=getattr(args, "ttl_hours", None) or settings.enrolment_code_ttl_hours)
 
-    def publish(tablet_ids: list[str]) -> dict[str, object]:
-        return publish_from_another_process(settings, db, tablet_ids)
+    def done(result: dict[str, Any], consequences: Any = decisions.NOTHING) -> dict[str, Any]:
+        return applied(settings, db, result, consequences)
 
     if obj == "home" and action == "add":
         with db.session() as s:
             home = directory.add_home(session=s, name=args.name, timezone=args.timezone, by=by)
-            return home_json(home)
+            result = home_json(home)
+        return done(result)
     if obj == "home" and action == "list":
         with db.session() as s:
             return [home_json(h) for h in s.scalars(select(Home).order_by(Home.name))]
@@ -172,10 +183,9 @@ def _dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> A
                 language=args.language,
                 by=by,
             )
-            tablet_ids = tablet_service.tablets_serving(s, resident.id)
-            tablet_service.bump_revisions(s, tablet_ids)
+            changed = decisions.residents_changed(s, [resident.id])
             result = resident_json(resident)
-        return {**result, **publish(tablet_ids)}
+        return done(result, changed)
     if obj == "resident" and action == "list":
         with db.session() as s:
             q_resident = select(Resident).order_by(Resident.created_at)
@@ -193,7 +203,8 @@ def _dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> A
                 email=args.email,
                 by=by,
             )
-            return contact_json(contact, settings.public_url)
+            result = contact_json(contact, settings.public_url)
+        return done(result)  # on no tablet until approved
     if obj == "contact" and action == "list":
         with db.session() as s:
             q_contact = select(Contact).order_by(Contact.created_at)
@@ -204,25 +215,23 @@ def _dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> A
     if obj in ("approve", "revoke"):
         with db.session() as s:
             if obj == "approve":
-                approval = directory.approve(
+                approval, changed = staff_actions.approve_pair(
                     session=s,
                     resident_id=args.resident,
                     contact_id=args.contact,
-                    by=by,
                     policy=_policy_arg(args.policy),
+                    by=by,
                 )
             else:
-                approval = directory.revoke(
+                approval, changed = staff_actions.revoke_pair(
                     session=s,
                     resident_id=args.resident,
                     contact_id=args.contact,
-                    by=by,
                     reason=args.reason,
+                    by=by,
                 )
-            tablet_ids = tablet_service.tablets_serving(s, approval.resident_id)
-            tablet_service.bump_revisions(s, tablet_ids)
             result = approval_json(approval)
-        return {**result, **publish(tablet_ids)}
+        return done(result, changed)
     if obj == "approval" and action == "list":
         with db.session() as s:
             q_approval = select(Approval).order_by(Approval.decided_at)
@@ -238,28 +247,30 @@ def _dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> A
             code = tablet_service.issue_code(
                 session=s, tablet_id=tablet.id, secret_key=settings.secret_key, ttl=ttl, by=by
             )
-            return {
+            result = {
                 **tablet_json(tablet),
                 "enrolment_code": code.code,
                 "expires_at": code.expires_at,
                 "server_url": settings.public_url,
             }
+        return done(result)  # not enrolled yet: nothing on the broker
     if obj == "tablet" and action == "code":
         with db.session() as s:
             code = tablet_service.issue_code(
                 session=s, tablet_id=args.tablet, secret_key=settings.secret_key, ttl=ttl, by=by
             )
-            return {
+            result = {
                 "tablet_id": code.tablet_id,
                 "enrolment_code": code.code,
                 "expires_at": code.expires_at,
                 "server_url": settings.public_url,
             }
+        return done(result)  # the tablet keeps its account until it enrols again
     if obj == "tablet" and action == "retire":
         with db.session() as s:
-            tablet = tablet_service.retire(session=s, tablet_id=args.tablet, by=by)
-            result = tablet_json(tablet)
-        return {**result, **_retire_on_broker(settings, args.tablet)}
+            changed = staff_actions.retire_tablet(session=s, tablet_id=args.tablet, by=by)
+            result = tablet_json(tablet_service.get_tablet(s, args.tablet))
+        return done(result, changed)
     if obj == "tablet" and action == "list":
         with db.session() as s:
             q_tablet = select(Tablet).order_by(Tablet.created_at)
@@ -268,7 +279,8 @@ def _dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> A
             return [tablet_json(t) for t in s.scalars(q_tablet)]
 
     if obj == "staff":
-        return _staff(args, db=db, by=by)
+        result, changed = _staff(args, db=db, by=by)
+        return done(result, changed) if action != "list" else result
 
     if obj == "audit" and action == "list":
         with db.session() as s:
@@ -302,9 +314,11 @@ def _secret(*, from_stdin: bool, what: str) -> str:
     return first
 
 
-def _staff(args: argparse.Namespace, *, db: Any, by: str) -> Any:
+def _staff(args: argparse.Namespace, *, db: Any, by: str) -> tuple[Any, Any]:
+    """(what to print, the change's consequences) of a ``staff`` command."""
     from backend.auth import accounts
     from backend.models import Staff
+    from backend.services import decisions
 
     action = args.action
     with db.session() as s:
@@ -320,23 +334,24 @@ def _staff(args: argparse.Namespace, *, db: Any, by: str) -> Any:
                 language=args.language,
                 by=by,
             )
-            return accounts.staff_json(staff)
+            return accounts.staff_json(staff), decisions.NOTHING  # no PIN yet
         if action == "list":
-            return [accounts.staff_json(m) for m in s.scalars(select(Staff).order_by(Staff.email))]
+            members = s.scalars(select(Staff).order_by(Staff.email))
+            return [accounts.staff_json(m) for m in members], decisions.NOTHING
         staff = accounts.find_staff(s, args.staff)
         if action == "assign":
-            staff = accounts.assign_home(session=s, staff=staff, home_id=args.home, by=by)
+            changed = accounts.assign_home(session=s, staff=staff, home_id=args.home, by=by)
         elif action == "pin":
             pin = _secret(from_stdin=args.pin_stdin, what="PIN")
-            staff = accounts.set_pin(session=s, staff=staff, pin=pin, by=by)
+            changed = accounts.set_pin(session=s, staff=staff, pin=pin, by=by)
         elif action == "password":
             password = _secret(from_stdin=args.password_stdin, what="Password")
-            staff = accounts.set_password(session=s, staff=staff, password=password, by=by)
+            changed = accounts.set_password(session=s, staff=staff, password=password, by=by)
         elif action == "disable":
-            staff = accounts.disable(session=s, staff=staff, by=by)
+            changed = accounts.disable(session=s, staff=staff, by=by)
         else:
             raise SystemExit(f"unknown command: staff {action}")
-        return accounts.staff_json(staff)
+        return accounts.staff_json(staff), changed
 
 
 def _policy_arg(text: str | None) -> dict[str, Any] | None:
@@ -351,29 +366,6 @@ def _policy_arg(text: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise ServiceError("--policy must be a JSON object")
     return value
-
-
-def _retire_on_broker(settings: Any, tablet_id: str) -> dict[str, object]:
-    """Clear the retained configuration and remove the tablet's broker account when possible."""
-    from backend.mqtt.bridge import BrokerUnavailable
-    from backend.runtime import publishing_bridge
-
-    bridge = publishing_bridge(settings)
-    try:
-        bridge.start(timeout=5)
-    except BrokerUnavailable as exc:
-        return {"broker": "not reachable now", "note": str(exc)}
-    try:
-        bridge.clear_config(tablet_id)
-        from backend.broker.dynsec import DynsecAdmin
-
-        with DynsecAdmin(
-            settings.mqtt_host, settings.mqtt_port, settings.mqtt_username, settings.mqtt_password
-        ) as admin:
-            admin.unregister_tablet(tablet_id)
-        return {"broker": "cleared"}
-    finally:
-        bridge.stop()
 
 
 def home_json(home: Any) -> dict[str, Any]:

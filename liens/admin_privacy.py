@@ -37,17 +37,22 @@ def add_objects(objects: Any) -> None:
 
 def dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> Any:
     """The answer of a privacy command, or :data:`NOT_MINE`."""
+    from backend.services import decisions
+    from liens.admin import applied
+
     obj, action = args.object, getattr(args, "action", None)
     if obj == "home" and action == "set-retention":
         from backend.services import retention
 
         with db.session() as s:
             home = retention.set_retention_days(session=s, home_id=args.home, days=args.days, by=by)
-            return {"id": home.id, "name": home.name, "retention_days": home.retention_days}
+            result = {"id": home.id, "name": home.name, "retention_days": home.retention_days}
+        return applied(settings, db, result, decisions.NOTHING)  # no tablet shows it
     if obj == "retention" and action == "run":
         from backend.services import retention
 
-        return retention.report(retention.run(db, skip_locked=False))
+        report = retention.report(retention.run(db, skip_locked=False))
+        return applied(settings, db, report, decisions.NOTHING)  # usage rows only
     if obj == "resident" and action == "export":
         from backend.services import subject
 
@@ -63,7 +68,6 @@ def dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> An
             part.unlink(missing_ok=True)
         return {"resident_id": args.resident, "file": str(out), "bytes": export.size}
     if obj == "resident" and action == "erase":
-        from backend.runtime import publish_from_another_process
         from backend.services import subject
         from backend.services.errors import ServiceError
 
@@ -73,13 +77,6 @@ def dispatch(args: argparse.Namespace, *, db: Any, settings: Any, by: str) -> An
             erased = subject.erase_resident(
                 session=s, settings=settings, resident_id=args.resident, by=by
             )
-        files = subject.remove_files(db, settings, erased)
-        result = {**erased.summary(), "files_removed": files}
-        if erased.retired_tablet_ids:
-            from liens.admin import _retire_on_broker
-
-            result["retired_on_broker"] = {
-                tid: _retire_on_broker(settings, tid) for tid in erased.retired_tablet_ids
-            }
-        return {**result, **publish_from_another_process(settings, db, erased.tablet_ids)}
+        result = applied(settings, db, erased.summary(), erased.consequences)
+        return {**result, "files_removed": subject.remove_files(db, settings, erased)}
     return NOT_MINE

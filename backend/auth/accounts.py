@@ -1,4 +1,9 @@
-"""Staff accounts: create, assign to homes, set the supervision PIN, disable. All audited."""
+"""Staff accounts: create, assign to homes, set the supervision PIN, disable. All audited.
+
+A change that reaches the tablets (the PIN verifiers in every configuration of the member's
+homes, or of all homes for an administrator) returns its
+:class:`~backend.services.decisions.Consequences` for the apply step (``backend.apply``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from backend.auth import passwords, sessions
 from backend.models import Home, Staff, StaffRole
-from backend.services import audit
+from backend.services import audit, decisions
+from backend.services.decisions import Consequences
 from backend.services.errors import Conflict, NotFound, ServiceError
 
 
@@ -64,7 +70,8 @@ def add_staff(
     return staff
 
 
-def assign_home(*, session: Session, staff: Staff, home_id: str, by: str) -> Staff:
+def assign_home(*, session: Session, staff: Staff, home_id: str, by: str) -> Consequences:
+    """Give ``staff`` access to a home: with a PIN, its tablets' staff screen opens for them."""
     home = _home(session, home_id)
     if home not in staff.homes:
         staff.homes.append(home)
@@ -76,35 +83,38 @@ def assign_home(*, session: Session, staff: Staff, home_id: str, by: str) -> Sta
         target_id=staff.id,
         home_id=home.id,
     )
-    return staff
+    return decisions.staff_pins_changed(session, staff)
 
 
-def set_password(*, session: Session, staff: Staff, password: str, by: str) -> Staff:
+def set_password(*, session: Session, staff: Staff, password: str, by: str) -> Consequences:
+    """A new dashboard password; their sessions end (tablets know nothing of passwords)."""
     passwords.check_new_password(password)
     staff.password_hash = passwords.hash_password(password)
     sessions.end_all_sessions(session=session, staff_id=staff.id)
     audit.record(
         session=session, actor=by, action="staff.password", target_type="staff", target_id=staff.id
     )
-    return staff
+    return decisions.NOTHING
 
 
-def set_pin(*, session: Session, staff: Staff, pin: str, by: str) -> Staff:
+def set_pin(*, session: Session, staff: Staff, pin: str, by: str) -> Consequences:
+    """The PIN that opens a tablet's staff screen and supervised calls: the old one stops
+    working on every tablet of their homes."""
     staff.pin_hash = passwords.hash_pin(pin)
     audit.record(
         session=session, actor=by, action="staff.pin", target_type="staff", target_id=staff.id
     )
-    return staff
+    return decisions.staff_pins_changed(session, staff)
 
 
-def disable(*, session: Session, staff: Staff, by: str) -> Staff:
-    """No more logins, and every open session ends now."""
+def disable(*, session: Session, staff: Staff, by: str) -> Consequences:
+    """No more logins, every open session ends now, and their PIN leaves every tablet."""
     staff.active = False
     sessions.end_all_sessions(session=session, staff_id=staff.id)
     audit.record(
         session=session, actor=by, action="staff.disable", target_type="staff", target_id=staff.id
     )
-    return staff
+    return decisions.staff_pins_changed(session, staff)
 
 
 def staff_json(staff: Staff) -> dict[str, object]:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -68,18 +68,37 @@ SUPERVISION_VALID_S = 300.0
 # The tablet ends a call at its maximum duration; the backend does too, a little later, if the
 # tablet did not (an old or tampered tablet, or one that lost the network).
 MAX_DURATION_GRACE_S = 5.0
+# The WebSocket close code of a family page whose link was revoked or regenerated (4404: a link
+# that never worked, or no longer works, when the page connects).
+LINK_GONE = 4410
 
 
 class BrowserConnection:
     """One open family page: a WebSocket, the contact behind it, its language."""
 
     def __init__(
-        self, send: Callable[[dict[str, Any]], Any], contact_id: str, language: str
+        self,
+        send: Callable[[dict[str, Any]], Any],
+        contact_id: str,
+        language: str,
+        close: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._send = send
+        self._close = close
         self.contact_id = contact_id
         self.language = language
         self.id = uuid.uuid4().hex[:8]
+        # Set when staff revoked or regenerated the link: nothing it sends is handled any more.
+        self.closed = False
+
+    async def close(self, code: int) -> None:
+        """Close the page's socket (its link no longer works); idempotent."""
+        self.closed = True
+        if self._close is not None:
+            try:
+                await self._close(code)
+            except Exception as exc:  # already closed by the browser
+                log.debug("could not close browser %s: %s", self.id, exc)
 
     async def send(self, message: SignalMessage) -> None:
         try:
@@ -288,6 +307,9 @@ class CallHub:
             message = parse_signal(data, wire=Wire.FROM_PAGE)
         except SignalError as exc:
             log.warning("browser %s sent a malformed message: %s", conn.id, exc)
+            return
+        if conn.closed:
+            log.info("browser %s: %s after its link stopped working", conn.id, message.kind)
             return
         if isinstance(message, PlaceCall):
             await self._browser_call(conn, message.resident_id)
@@ -769,8 +791,46 @@ class CallHub:
 
         return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout)
 
+    def close_pages_threadsafe(
+        self, *, contact_id: str, timeout: float = 5.0, broadcast: bool = True
+    ) -> int:
+        """Close every open family page of ``contact_id`` now: its link was revoked or
+        regenerated, the old page must neither ring nor answer (the socket closes with
+        :data:`LINK_GONE`; a page reopened with the old link is refused).
+
+        Safe to call from any thread but the event loop's; returns how many pages this replica
+        closed. With several replicas, the others are told to close theirs.
+        """
+        bridge = self.backend.bridge
+        if broadcast and getattr(self.backend, "router", None) is not None and bridge is not None:
+            from backend.mqtt.bridge import BROADCAST
+
+            bridge.to_replica(BROADCAST, "close_pages", {"contact_id": contact_id})
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return 0
+
+        async def run() -> int:
+            pages = list(self.browsers.get(contact_id, ()))
+            for page in pages:
+                page.closed = True  # at once, before any await: no message slips in
+            for page in pages:
+                await page.close(LINK_GONE)
+            return len(pages)
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout)
+
     def _on_replica(self, what: str, body: dict[str, Any]) -> None:
-        """Another replica's staff action: end the matching calls this replica holds."""
+        """Another replica's staff action: end the matching calls, or close the pages, this
+        replica holds."""
+        if what == "close_pages":
+            contact_id = body.get("contact_id")
+            if isinstance(contact_id, str) and contact_id:
+                try:
+                    self.close_pages_threadsafe(contact_id=contact_id, broadcast=False)
+                except Exception as exc:
+                    log.warning("closing pages for another replica failed: %s", exc)
+            return
         if what != "end_calls":
             return
         filters = {

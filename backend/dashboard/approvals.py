@@ -15,11 +15,10 @@ from backend.dashboard.common import (
     FormLists,
     actor,
     actor_name,
-    end_calls,
+    apply,
     language,
     local_time,
     page,
-    publish,
     see_other,
     tr,
 )
@@ -173,9 +172,7 @@ def save_approval(
         )
     home_id = approval.resident.home_id
     session.commit()
-    if changed.end_calls:
-        end_calls(request, approval_id=approval.id)
-    publish(request, changed.tablet_ids)
+    apply(request, changed)
     return see_other(request, f"/staff/homes/{home_id}", notice="approval_saved")
 
 
@@ -295,5 +292,5 @@ def create_approval(
             status_code=exc.status_code,
         )
     session.commit()
-    publish(request, changed.tablet_ids)
+    apply(request, changed)
     return see_other(request, f"/staff/homes/{resident.home_id}", notice="approval_saved")

@@ -16,10 +16,13 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from backend import apply as apply_step
+from backend.apply import Applied
 from backend.auth.deps import accessible_home_ids, csrf_token_for
 from backend.i18n import pick_language, translations
 from backend.models import ContactRequest, RequestStatus, Staff, StaffRole
 from backend.runtime import Backend
+from backend.services.decisions import Consequences
 from backend.web import render
 
 log = logging.getLogger(__name__)
@@ -133,26 +136,13 @@ def actor(staff: Staff) -> str:
     return f"staff:{staff.id}"
 
 
-def publish(request: Request, tablet_ids: list[str]) -> None:
-    """After the commit: the tablets' retained configurations, at once.
+def apply(request: Request, consequences: Consequences) -> Applied:
+    """After the commit: carry out what the decision sets in motion (``backend.apply``).
 
-    With the broker down nothing is lost: the server republishes everything when it reconnects
-    or restarts, and the revision was bumped in the transaction.
+    Every route that writes calls this once, even with nothing to do (``decisions.NOTHING``):
+    tests/integration/test_decisions.py checks that each does.
     """
-    if not tablet_ids:
-        return
-    from backend.mqtt.bridge import BrokerUnavailable
-
-    backend: Backend = request.app.state.backend
-    try:
-        backend.publish_configs(tablet_ids)
-    except BrokerUnavailable as exc:
-        log.warning("configuration of %s not published now: %s", tablet_ids, exc)
-
-
-def end_calls(request: Request, **which: str) -> None:
-    """End the matching calls on both sides (a pair suspended or revoked, a link revoked)."""
-    request.app.state.hub.end_calls_threadsafe(reason="policy", **which)
+    return apply_step.apply(request.app.state.backend, request.app.state.hub, consequences)
 
 
 async def _form_lists(request: Request) -> dict[str, list[str]]:

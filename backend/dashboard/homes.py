@@ -15,20 +15,19 @@ from backend.api.deps import BackendDep, SessionDep
 from backend.auth.deps import CsrfChecked, CurrentStaff, check_home_access, home_for
 from backend.dashboard.common import (
     actor,
-    end_calls,
+    apply,
     fragment,
     is_htmx,
     language,
     local_time,
     page,
     public_url,
-    publish,
     qr_svg,
     see_other,
     tr,
 )
 from backend.models import Approval, Contact, Home, Resident, Staff, Tablet
-from backend.services import directory, policies, staff_actions
+from backend.services import decisions, directory, policies, staff_actions
 from backend.services import tablets as tablet_service
 from backend.services.errors import ServiceError
 
@@ -169,12 +168,11 @@ def add_resident(
             language=resident_language,
             by=actor(staff),
         )
-        ids = tablet_service.tablets_serving(session, resident.id)
-        tablet_service.bump_revisions(session, ids)
+        changed = decisions.residents_changed(session, [resident.id])
     except ServiceError as exc:
         return _refused(request, session, staff, home, exc)
     session.commit()
-    publish(request, ids)
+    apply(request, changed)
     return see_other(request, f"/staff/homes/{home.id}", notice="resident_added")
 
 
@@ -196,7 +194,7 @@ def set_pin(
     except ServiceError as exc:
         return _refused(request, session, staff, resident.home, exc)
     session.commit()
-    publish(request, changed.tablet_ids)
+    apply(request, changed)
     return see_other(request, f"/staff/homes/{resident.home_id}", notice="pin_set")
 
 
@@ -233,8 +231,7 @@ def revoke_link(
     contact = _contact(session, staff, contact_id)
     changed = staff_actions.revoke_link(session=session, contact_id=contact.id, by=actor(staff))
     session.commit()
-    end_calls(request, contact_id=contact.id)
-    publish(request, changed.tablet_ids)
+    apply(request, changed)
     return _link_changed(request, contact, "link_revoked")
 
 
@@ -245,8 +242,7 @@ def regenerate_link(
     contact = _contact(session, staff, contact_id)
     changed = staff_actions.regenerate_link(session=session, contact_id=contact.id, by=actor(staff))
     session.commit()
-    end_calls(request, contact_id=contact.id)
-    publish(request, changed.tablet_ids)
+    apply(request, changed)
     return _link_changed(request, contact, "link_regenerated")
 
 
@@ -313,6 +309,7 @@ def add_tablet(
     except ServiceError as exc:
         return _refused(request, session, staff, home, exc)
     session.commit()
+    apply(request, decisions.NOTHING)  # not enrolled yet: nothing on the broker
     tablet = _tablet(session, staff, issued.tablet_id)
     return _code_page(request, session, staff, backend, tablet, issued)
 
@@ -337,6 +334,7 @@ def new_code(
     except ServiceError as exc:
         return _refused(request, session, staff, tablet.home, exc)
     session.commit()
+    apply(request, decisions.NOTHING)  # the tablet keeps its account until it enrols again
     return _code_page(request, session, staff, backend, tablet, issued)
 
 
@@ -356,7 +354,7 @@ def rename_tablet(
     except ServiceError as exc:
         return _refused(request, session, staff, tablet.home, exc)
     session.commit()
-    publish(request, changed.tablet_ids)
+    apply(request, changed)
     return see_other(request, f"/staff/homes/{tablet.home_id}", notice="tablet_renamed")
 
 
@@ -365,8 +363,9 @@ def retire_tablet(
     tablet_id: str, request: Request, session: SessionDep, staff: CurrentStaff
 ) -> Response:
     tablet = _tablet(session, staff, tablet_id)
-    staff_actions.retire_tablet(session=session, tablet_id=tablet.id, by=actor(staff))
+    changed = staff_actions.retire_tablet(session=session, tablet_id=tablet.id, by=actor(staff))
     session.commit()
+    apply(request, changed)
     return see_other(request, f"/staff/homes/{tablet.home_id}", notice="tablet_retired")
 
 

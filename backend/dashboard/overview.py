@@ -20,6 +20,7 @@ from backend.auth.deps import (
 )
 from backend.dashboard.common import (
     actor,
+    apply,
     fragment,
     is_htmx,
     language,
@@ -169,11 +170,11 @@ def end_call(call_id: str, request: Request, session: SessionDep, staff: Current
     if call is None or resident is None:
         raise HTTPException(status_code=404, detail=NOT_FOUND)
     check_home_access(session, staff, resident.home_id)
-    staff_actions.record_call_ended(
+    changed = staff_actions.end_call(
         session=session, call_id=call_id, approval_id=call["approval_id"], by=actor(staff)
     )
     session.commit()
-    request.app.state.hub.end_calls_threadsafe(call_id=call_id, reason="policy")
+    apply(request, changed)
     if is_htmx(request):
         t = tr(request)
         return fragment(request, "staff/_notice.html", message=t.gettext("The call has ended."))

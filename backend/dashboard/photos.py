@@ -24,12 +24,12 @@ from backend.auth.deps import (
 )
 from backend.dashboard.common import (
     actor,
+    apply,
     fragment,
     is_htmx,
     language,
     local_time,
     page,
-    publish,
     see_other,
     tr,
 )
@@ -114,7 +114,7 @@ def approve_photo(
     photo = _photo(session, staff, photo_id)
     t = tr(request)
     try:
-        ids = service.decide(session=session, photo=photo, approve=True, by=actor(staff))
+        changed = service.decide(session=session, photo=photo, approve=True, by=actor(staff))
     except ServiceError as exc:
         session.rollback()
         return _decided(request, t.gettext(str(exc)), "decided")
@@ -122,7 +122,7 @@ def approve_photo(
         "resident": photo.resident.first_name
     }
     session.commit()
-    publish(request, ids)
+    apply(request, changed)
     return _decided(request, message, "approved")
 
 
@@ -137,10 +137,11 @@ def refuse_photo(
     photo = _photo(session, staff, photo_id)
     t = tr(request)
     try:
-        service.decide(session=session, photo=photo, approve=False, by=actor(staff))
+        changed = service.decide(session=session, photo=photo, approve=False, by=actor(staff))
     except ServiceError as exc:
         session.rollback()
         return _decided(request, t.gettext(str(exc)), "decided")
     session.commit()
+    apply(request, changed)
     service.remove_files_if_unused(backend.db, photo_store(backend), photo.sha256)
     return _decided(request, t.gettext("Photo refused. It will not be shown."), "refused")

@@ -41,7 +41,7 @@ from backend.auth.deps import (
     get_staff_session,
     home_for,
 )
-from backend.dashboard.common import actor, publish, see_other, tr
+from backend.dashboard.common import actor, apply, see_other, tr
 from backend.dashboard.homes import home_page_response
 from backend.models import Contact, Resident, Staff
 from backend.photos.processing import (
@@ -56,8 +56,9 @@ from backend.photos.routes import CurrentTablet, image_response
 from backend.photos.storage import PhotoStore
 from backend.photos.upload import UploadForm, read_upload, refusal_for
 from backend.runtime import Backend
-from backend.services import audit
+from backend.services import audit, decisions
 from backend.services import tablets as tablet_service
+from backend.services.decisions import Consequences
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -108,7 +109,7 @@ def in_use(session: Session, portrait_id: str) -> bool:
 
 @dataclass(frozen=True)
 class PortraitSet:
-    tablet_ids: list[str]
+    consequences: Consequences  # the tablets that show the portrait
     replaced: str | None  # the previous portrait, to remove once committed if nothing uses it
 
 
@@ -132,13 +133,9 @@ def set_portrait(
         resident_ids = [target.id]
     else:
         resident_ids = [a.resident_id for a in target.approvals]
-    ids: set[str] = set()
-    for resident_id in resident_ids:
-        ids.update(tablet_service.tablets_serving(session, resident_id))
-    tablet_ids = sorted(ids)
-    tablet_service.bump_revisions(session, tablet_ids)
+    changed = decisions.residents_changed(session, resident_ids)
     session.flush()
-    return PortraitSet(tablet_ids, previous if previous != portrait_id else None)
+    return PortraitSet(changed, previous if previous != portrait_id else None)
 
 
 # -- the dashboard's upload ----------------------------------------------------------------------
@@ -253,7 +250,7 @@ def _save(
         return _refused(request, session, staff, home_id, PhotoRejected(NOT_SAVED, 503))
     if done.replaced and not in_use(session, done.replaced):
         store.remove(done.replaced)
-    publish(request, done.tablet_ids)
+    apply(request, done.consequences)
     return see_other(request, f"/staff/homes/{home_id}", notice="portrait_saved")
 
 

@@ -37,17 +37,15 @@ from backend.auth.deps import (
 )
 from backend.dashboard.common import (
     actor,
-    end_calls,
+    apply,
     fragment,
     is_htmx,
     page,
-    publish,
     see_other,
     tr,
 )
 from backend.models import AuditEntry, Home, Resident, ResidentKind
-from backend.runtime import Backend
-from backend.services import audit, subject
+from backend.services import audit, decisions, subject
 from backend.services import tablets as tablet_service
 from backend.services.retention import MAX_DAYS, MIN_DAYS
 from backend.web import render
@@ -173,32 +171,17 @@ def erase(
             error=tr(request).gettext(NOT_CONFIRMED),
         )
     # A call under way ends first (its log row is written, then erased with the rest).
-    end_calls(request, resident_id=resident.id)
+    apply(request, decisions.end_calls(resident_id=resident.id))
     erased = subject.erase_resident(
         session=session, settings=backend.settings, resident_id=resident.id, by=actor(staff)
     )
     session.commit()
-    publish(request, erased.tablet_ids)
-    _clear_retired(backend, erased.retired_tablet_ids)
+    apply(request, erased.consequences)
     try:
         subject.remove_files(backend.db, backend.settings, erased)
     except OSError:
         log.exception("files of erased resident %s not all removed", erased.resident_id)
     return see_other(request, f"/staff/homes/{erased.home_id}/erased", entry=erased.audit_entry_id)
-
-
-def _clear_retired(backend: Backend, tablet_ids: list[str]) -> None:
-    """A tablet retired by the erasure loses its retained configuration and broker account."""
-    from backend.mqtt.bridge import BrokerUnavailable
-
-    for tablet_id in tablet_ids:
-        try:
-            if backend.bridge is not None:
-                backend.bridge.clear_config(tablet_id)
-            if backend.broker_admin is not None:
-                backend.broker_admin.unregister_tablet(tablet_id)
-        except (BrokerUnavailable, RuntimeError) as exc:
-            log.warning("retired tablet %s not cleared on the broker now: %s", tablet_id, exc)
 
 
 @router.get("/staff/homes/{home_id}/erased", response_class=HTMLResponse)
@@ -233,10 +216,7 @@ def reset_pin(
     request: Request,
     session: SessionDep,
     staff: CurrentStaff,
-    backend: BackendDep,
 ) -> Response:
-    from backend.mqtt.bridge import BrokerUnavailable
-
     resident = _resident(session, staff, resident_id)
     t = tr(request)
     if resident.kind != ResidentKind.YOUTH.value:
@@ -252,16 +232,11 @@ def reset_pin(
         details={"tablets": tablet_ids},
     )
     session.commit()
-    sent, missed = [], []
-    for tablet_id in tablet_ids:
-        try:
-            if backend.bridge is None:
-                raise BrokerUnavailable("the backend is not connected to the broker")
-            backend.bridge.send_command(tablet_id, "reset_pin_lock", resident_id=resident.id)
-            sent.append(tablet_id)
-        except BrokerUnavailable as exc:
-            log.warning("reset_pin_lock not sent to %s: %s", tablet_id, exc)
-            missed.append(tablet_id)
+    applied = apply(
+        request, decisions.command(tablet_ids, "reset_pin_lock", resident_id=resident.id)
+    )
+    sent = applied.commands_sent
+    missed = [tid for tid in tablet_ids if tid not in sent]
     if is_htmx(request):
         return fragment(
             request,

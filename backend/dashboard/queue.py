@@ -15,12 +15,12 @@ from backend.dashboard.approvals import editing, form_for_editing
 from backend.dashboard.common import (
     FormLists,
     actor,
+    apply,
     fragment,
     is_htmx,
     language,
     local_time,
     page,
-    publish,
     see_other,
     tr,
 )
@@ -33,9 +33,8 @@ from backend.models import (
     Resident,
     Staff,
 )
-from backend.services import policies
+from backend.services import decisions, policies
 from backend.services import requests as request_service
-from backend.services import tablets as tablet_service
 from backend.services.errors import ServiceError
 
 router = APIRouter()
@@ -224,8 +223,7 @@ def approve(
             resident_id=values["resident_id"] or None,
             display_name=values["name"] or None,
         )
-        ids = tablet_service.tablets_serving(session, approval.resident_id)
-        tablet_service.bump_revisions(session, ids)
+        changed = decisions.residents_changed(session, [approval.resident_id])
         message = t.gettext("%(contact)s can now be in touch with %(resident)s.") % {
             "contact": approval.contact.display_name,
             "resident": approval.resident.first_name,
@@ -244,7 +242,7 @@ def approve(
             open_form="approve",
         )
     session.commit()
-    publish(request, ids)
+    apply(request, changed)
     return _decided(request, message, "approved")
 
 
@@ -280,5 +278,6 @@ def refuse(
         session.rollback()
         return _decided(request, t.gettext(str(exc)), "decided")
     session.commit()
+    apply(request, decisions.NOTHING)  # no pair was made: no tablet changes
     message = t.gettext("Request from %(name)s refused.") % {"name": contact_request.requester_name}
     return _decided(request, message, "refused")

@@ -22,7 +22,7 @@ from sqlalchemy import exists, or_, select
 from backend.api.deps import SessionDep
 from backend.auth.deps import NOT_FOUND, CsrfChecked, CurrentStaff, check_home_access, home_for
 from backend.dashboard.charts import activity_name, usage_charts, week_label
-from backend.dashboard.common import actor, language, page, see_other, tr
+from backend.dashboard.common import actor, apply, language, page, see_other, tr
 from backend.models import (
     Approval,
     ApprovalStatus,
@@ -33,7 +33,7 @@ from backend.models import (
     Tablet,
     tablet_residents,
 )
-from backend.services import audit, usage
+from backend.services import audit, decisions, usage
 
 router = APIRouter()
 
@@ -258,6 +258,7 @@ def set_isolation_days(
         details={"before": before, "after": days},
     )
     session.commit()
+    apply(request, decisions.NOTHING)  # the dashboard's flag only: no tablet shows it
     back = request.query_params.get("back")
     target = f"/staff/homes/{home.id}" if back == "home" else f"/staff/homes/{home.id}/usage"
     return see_other(request, target, notice="isolation_saved")

@@ -106,11 +106,33 @@ def _heartbeat(session: Session, event: TabletEventIn) -> None:
     apply_heartbeats(session, [(event.tablet_id, event.ts, event.data)])
 
 
-HANDLERS: Mapping[str, EventHandler] = {
-    CONTACT_REQUEST_EVENT: _contact_request,
-    PHOTO_HEART_EVENT: _photo_heart,
-    HEARTBEAT_EVENT: _heartbeat,
-}
+def _call_event(session: Session, event: TabletEventIn) -> None:
+    """The tablet saw a call end: the call log converges (backend/calls/calllog.py)."""
+    from backend.calls.calllog import on_call_event
+
+    on_call_event(
+        session,
+        tablet_id=event.tablet_id,
+        event_id=event.id,
+        event=event.event,
+        ts=event.ts,
+        data=event.data,
+    )
+
+
+def _handlers() -> dict[str, EventHandler]:
+    from backend.calls.calllog import CALL_EVENTS
+
+    table: dict[str, EventHandler] = {
+        CONTACT_REQUEST_EVENT: _contact_request,
+        PHOTO_HEART_EVENT: _photo_heart,
+        HEARTBEAT_EVENT: _heartbeat,
+    }
+    table.update(dict.fromkeys(CALL_EVENTS, _call_event))
+    return table
+
+
+HANDLERS: Mapping[str, EventHandler] = _handlers()
 
 
 # -- storing ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
+from backend import apply as apply_step
 from backend.api.deps import BackendDep, SessionDep
 from backend.i18n import pick_language, translations
 from backend.models import Photo, PhotoStatus, Tablet
@@ -154,22 +155,11 @@ async def upload_photos(token: str, request: Request) -> Response:
         return _refused(request, token, PhotoRejected(NOT_SAVED, 503))
     finally:
         form.discard()
-    if saved.tablet_ids:
-        await run_in_threadpool(_publish, backend, saved.tablet_ids)
+    await run_in_threadpool(apply_step.apply, backend, request.app.state.hub, saved.consequences)
     if _wants_json(request):
         return JSONResponse({"photos": saved.photos}, status_code=201)
     lang = request.query_params.get("lang")
     return RedirectResponse(f"/f/{token}{'?lang=' + lang if lang else ''}#photos", 303)
-
-
-def _publish(backend: Backend, tablet_ids: list[str]) -> None:
-    from backend.mqtt.bridge import BrokerUnavailable
-
-    try:
-        backend.publish_configs(tablet_ids)
-    except BrokerUnavailable as exc:
-        # Nothing lost: the revision was bumped, the server republishes on reconnection.
-        log.warning("configuration of %s not published now: %s", tablet_ids, exc)
 
 
 @router.get("/f/{token}/photos")

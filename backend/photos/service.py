@@ -32,8 +32,9 @@ from backend.models import (
 )
 from backend.photos.processing import PhotoRejected, ProcessedPhoto
 from backend.photos.storage import PhotoStore
-from backend.services import audit
+from backend.services import audit, decisions
 from backend.services import tablets as tablet_service
+from backend.services.decisions import Consequences
 from backend.services.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,11 @@ class Saved:
     """The answer of a save: the rows, as the family page shows them, and tablets to update."""
 
     photos: list[dict[str, Any]]
-    tablet_ids: list[str]
+    consequences: Consequences  # the tablets showing a photo that needed no moderation
+
+    @property
+    def tablet_ids(self) -> list[str]:
+        return self.consequences.to_publish
 
 
 def save_photos(
@@ -113,7 +118,7 @@ def save_photos(
             home = session.get(Home, contact.home_id)
             assert home is not None
             rows: list[Photo] = []
-            publish: set[str] = set()
+            approved: set[str] = set()
             for resident_id in chosen:
                 resident = session.get(Resident, resident_id)
                 assert resident is not None
@@ -122,10 +127,10 @@ def save_photos(
                     row = _add_one(session, contact, resident, processed, caption, moderated)
                     rows.append(row)
                     if row.status == PhotoStatus.APPROVED.value:
-                        publish.update(tablet_service.tablets_serving(session, resident.id))
-            tablet_service.bump_revisions(session, sorted(publish))
+                        approved.add(resident.id)
+            changed = decisions.residents_changed(session, approved)
             session.flush()
-            answer = Saved([photo_view(row) for row in rows], sorted(publish))
+            answer = Saved([photo_view(row) for row in rows], changed)
         return answer
     except BaseException:
         for sha in created:
@@ -210,8 +215,8 @@ def pending_photos(session: Session, home_ids: set[str] | None) -> list[Photo]:
     return list(session.scalars(query.order_by(Photo.created_at, Photo.id)))
 
 
-def decide(*, session: Session, photo: Photo, approve: bool, by: str) -> list[str]:
-    """Approve or refuse a pending photo (audited); returns the tablets to republish.
+def decide(*, session: Session, photo: Photo, approve: bool, by: str) -> Consequences:
+    """Approve or refuse a pending photo (audited); an approved one reaches the tablets.
 
     A refused photo's files are removed by the caller after the commit
     (:func:`remove_files_if_unused`).
@@ -235,10 +240,8 @@ def decide(*, session: Session, photo: Photo, approve: bool, by: str) -> list[st
         },
     )
     if not approve:
-        return []
-    ids = tablet_service.tablets_serving(session, photo.resident_id)
-    tablet_service.bump_revisions(session, ids)
-    return ids
+        return decisions.NOTHING  # a pending photo was on no tablet
+    return decisions.residents_changed(session, [photo.resident_id])
 
 
 def remove_files_if_unused(db: Database, store: PhotoStore, sha256: str) -> None:

@@ -1,15 +1,14 @@
 """What staff do from the dashboard, beyond the directory's basics.
 
-Every function is keyword-only, writes one audit entry with its author, and returns the ids of
-the tablets whose configuration changed: the caller bumps nothing more, commits, then publishes
-them (``Backend.publish_configs``). Ending a call that is under way is the caller's job too
-(``CallHub.end_calls_threadsafe``), after the commit.
+Every function is keyword-only, writes one audit entry with its author, and returns its
+:class:`~backend.services.decisions.Consequences` (revisions already bumped): the caller commits,
+then hands them to the apply step (``backend.apply``), which republishes, ends calls, closes
+pages and removes retired tablets from the broker.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,18 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.models import Approval, ApprovalStatus, ResidentKind, Tablet, utcnow
-from backend.services import audit, directory
+from backend.services import audit, decisions, directory
 from backend.services import tablets as tablet_service
+from backend.services.decisions import Consequences
 from backend.services.errors import NotFound, ServiceError
 from kiosk import policy as call_policy
-
-
-@dataclass(frozen=True)
-class Changed:
-    """The tablets to republish (already bumped) and, for a status change, the call to end."""
-
-    tablet_ids: list[str]
-    end_calls: bool = False
 
 
 def get_approval(session: Session, approval_id: str) -> Approval:
@@ -36,15 +28,6 @@ def get_approval(session: Session, approval_id: str) -> Approval:
     if approval is None:
         raise NotFound(f"Approval {approval_id} not found")
     return approval
-
-
-def _bumped(session: Session, resident_ids: list[str]) -> list[str]:
-    ids: set[str] = set()
-    for resident_id in resident_ids:
-        ids.update(tablet_service.tablets_serving(session, resident_id))
-    result = sorted(ids)
-    tablet_service.bump_revisions(session, result)
-    return result
 
 
 def set_approval(
@@ -55,7 +38,7 @@ def set_approval(
     status: str,
     reason: str = "",
     by: str,
-) -> Changed:
+) -> Consequences:
     """Save a pair's policy and status together; a suspension or revocation needs a reason."""
     approval = get_approval(session, approval_id)
     try:
@@ -89,7 +72,13 @@ def set_approval(
             "after": {"status": status, "policy": policy, "reason": approval.reason},
         },
     )
-    return Changed(_bumped(session, [approval.resident_id]), end_calls=ends)
+    if status == ApprovalStatus.APPROVED.value and not ends:
+        # Still approved, with a new policy: a call under way outside its new windows or in its
+        # new quiet hours ends too (the daily limits only stop new calls: none counted here).
+        now_allowed = call_policy.evaluate(policy, utcnow(), approval.resident.home.timezone)
+        ends = not now_allowed.allowed
+    changed = decisions.residents_changed(session, [approval.resident_id])
+    return (changed | decisions.end_calls(approval_id=approval.id)) if ends else changed
 
 
 def create_approval(
@@ -101,7 +90,7 @@ def create_approval(
     new_contact_relation: str = "",
     policy: dict[str, Any],
     by: str,
-) -> tuple[Approval, Changed]:
+) -> tuple[Approval, Consequences]:
     """Approve an existing contact of the resident's home, or a new one created here."""
     resident = directory.get_resident(session, resident_id)
     if contact_id:
@@ -119,7 +108,28 @@ def create_approval(
     approval = directory.approve(
         session=session, resident_id=resident.id, contact_id=contact.id, by=by, policy=policy
     )
-    return approval, Changed(_bumped(session, [resident.id]))
+    return approval, decisions.residents_changed(session, [resident.id])
+
+
+def approve_pair(
+    *, session: Session, resident_id: str, contact_id: str, policy: dict[str, Any] | None, by: str
+) -> tuple[Approval, Consequences]:
+    """Approve (or approve again) the pair: its tablets show the contact at once."""
+    approval = directory.approve(
+        session=session, resident_id=resident_id, contact_id=contact_id, by=by, policy=policy
+    )
+    return approval, decisions.residents_changed(session, [approval.resident_id])
+
+
+def revoke_pair(
+    *, session: Session, resident_id: str, contact_id: str, reason: str, by: str
+) -> tuple[Approval, Consequences]:
+    """Revoke the pair: a call of theirs under way ends, the tablets drop the contact."""
+    approval = directory.revoke(
+        session=session, resident_id=resident_id, contact_id=contact_id, by=by, reason=reason
+    )
+    changed = decisions.residents_changed(session, [approval.resident_id])
+    return approval, changed | decisions.end_calls(approval_id=approval.id)
 
 
 def _contact_residents(session: Session, contact_id: str) -> list[str]:
@@ -128,7 +138,7 @@ def _contact_residents(session: Session, contact_id: str) -> list[str]:
     )
 
 
-def revoke_link(*, session: Session, contact_id: str, by: str) -> Changed:
+def revoke_link(*, session: Session, contact_id: str, by: str) -> Consequences:
     """The personal link stops working at once; the contact leaves every tablet."""
     contact = directory.get_contact(session, contact_id)
     contact.link_active = False
@@ -141,10 +151,14 @@ def revoke_link(*, session: Session, contact_id: str, by: str) -> Changed:
         home_id=contact.home_id,
     )
     session.flush()
-    return Changed(_bumped(session, _contact_residents(session, contact.id)), end_calls=True)
+    return (
+        decisions.residents_changed(session, _contact_residents(session, contact.id))
+        | decisions.end_calls(contact_id=contact.id)
+        | decisions.close_pages(contact.id)
+    )
 
 
-def regenerate_link(*, session: Session, contact_id: str, by: str) -> Changed:
+def regenerate_link(*, session: Session, contact_id: str, by: str) -> Consequences:
     """A new personal link; the old one stops working (a lost phone, a forwarded message)."""
     contact = directory.get_contact(session, contact_id)
     was_active = contact.link_active
@@ -159,12 +173,17 @@ def regenerate_link(*, session: Session, contact_id: str, by: str) -> Changed:
         home_id=contact.home_id,
     )
     session.flush()
-    # The old link's page may be in a call: end it, the relative reopens the new link.
-    ids = _bumped(session, _contact_residents(session, contact.id)) if not was_active else []
-    return Changed(ids, end_calls=True)
+    # The old link's page may be open, even in a call: end the call and close the page at once
+    # (the relative opens the new link). Tablets change only if the link was off (revoked).
+    changed = (
+        decisions.residents_changed(session, _contact_residents(session, contact.id))
+        if not was_active
+        else decisions.NOTHING
+    )
+    return changed | decisions.end_calls(contact_id=contact.id) | decisions.close_pages(contact.id)
 
 
-def rename_tablet(*, session: Session, tablet_id: str, name: str, by: str) -> Changed:
+def rename_tablet(*, session: Session, tablet_id: str, name: str, by: str) -> Consequences:
     tablet = tablet_service.get_tablet(session, tablet_id)
     name = name.strip()
     if not name:
@@ -182,18 +201,19 @@ def rename_tablet(*, session: Session, tablet_id: str, name: str, by: str) -> Ch
         home_id=tablet.home_id,
         details={"before": old, "after": name},
     )
-    tablet_service.bump_revisions(session, [tablet.id])
     session.flush()
-    return Changed([tablet.id])
+    return decisions.republish(session, [tablet.id])
 
 
-def retire_tablet(*, session: Session, tablet_id: str, by: str) -> Changed:
-    """The tablet loses its broker credentials; nothing is published to it any more."""
+def retire_tablet(*, session: Session, tablet_id: str, by: str) -> Consequences:
+    """The tablet loses its broker account and its retained configuration; its calls end.
+
+    Retiring again removes what may be left on the broker (it was down the first time).
+    """
     tablet = tablet_service.get_tablet(session, tablet_id)
-    if tablet.retired_at is not None:
-        return Changed([])
-    tablet_service.retire(session=session, tablet_id=tablet.id, by=by)
-    return Changed([])
+    if tablet.retired_at is None:
+        tablet_service.retire(session=session, tablet_id=tablet.id, by=by)
+    return decisions.retired([tablet.id])
 
 
 def add_tablet_with_code(
@@ -213,7 +233,7 @@ def issue_code(
     )
 
 
-def set_resident_pin(*, session: Session, resident_id: str, pin: str, by: str) -> Changed:
+def set_resident_pin(*, session: Session, resident_id: str, pin: str, by: str) -> Consequences:
     """A child's own PIN on the shared tablet (4 digits); keeps their contacts private."""
     from backend.auth.passwords import hash_password
 
@@ -233,11 +253,11 @@ def set_resident_pin(*, session: Session, resident_id: str, pin: str, by: str) -
         home_id=resident.home_id,
     )
     session.flush()
-    return Changed(_bumped(session, [resident.id]))
+    return decisions.residents_changed(session, [resident.id])
 
 
-def record_call_ended(*, session: Session, call_id: str, approval_id: str, by: str) -> None:
-    """Staff ended a call from the dashboard: the call log says how, the audit log says who."""
+def end_call(*, session: Session, call_id: str, approval_id: str, by: str) -> Consequences:
+    """Staff end a call from the dashboard: the audit log says who, the call log how."""
     approval = session.get(Approval, approval_id)
     audit.record(
         session=session,
@@ -248,6 +268,7 @@ def record_call_ended(*, session: Session, call_id: str, approval_id: str, by: s
         home_id=approval.resident.home_id if approval is not None else None,
         details={"approval_id": approval_id},
     )
+    return decisions.end_calls(call_id=call_id)
 
 
 def tablet_home(session: Session, tablet_id: str) -> str:

@@ -51,8 +51,9 @@ from backend.models import (
     utcnow,
 )
 from backend.photos.storage import PhotoStore
-from backend.services import audit
+from backend.services import audit, decisions
 from backend.services import tablets as tablet_service
+from backend.services.decisions import Consequences
 from backend.services.directory import get_resident
 from backend.settings import Settings
 
@@ -112,6 +113,19 @@ class Erased:
     portrait_shas: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=dict)
     audit_entry_id: int | None = None
+    removed_contact_ids: list[str] = field(default_factory=list)  # linked with nobody else
+
+    @property
+    def consequences(self) -> Consequences:
+        """For the apply step, after the commit: the tablets drop the resident, those that
+        served only them are retired, a call still under way ends, the pages of the contacts
+        erased with them close."""
+        changed = decisions.Consequences(republish=frozenset(self.tablet_ids))
+        changed |= decisions.retired(self.retired_tablet_ids)
+        changed |= decisions.end_calls(resident_id=self.resident_id)
+        for contact_id in self.removed_contact_ids:
+            changed |= decisions.close_pages(contact_id)
+        return changed
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -448,8 +462,8 @@ def preview_erasure(session: Session, resident: Resident) -> ErasurePreview:
 def erase_resident(*, session: Session, settings: Settings, resident_id: str, by: str) -> Erased:
     """Delete the resident and everything about them (one transaction: the caller commits).
 
-    Then: publish ``Erased.tablet_ids`` (the tablets drop the resident at once), clear the
-    retired tablets' configuration, and :func:`remove_files`.
+    Then: apply ``Erased.consequences`` (the tablets drop the resident at once, the retired
+    ones leave the broker), and :func:`remove_files`.
     """
     resident = get_resident(session, resident_id)
     rid, home_id = resident.id, resident.home_id
@@ -501,6 +515,7 @@ def erase_resident(*, session: Session, settings: Settings, resident_id: str, by
     session.execute(delete(Resident).where(Resident.id == rid))
     session.expunge(resident)
     counts["contacts"] = len(orphans)
+    erased.removed_contact_ids = list(orphans)
     counts["tablets_retired"] = len(solo)
     erased.counts = counts
     entry = audit.record(

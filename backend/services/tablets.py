@@ -7,7 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, contains_eager
@@ -31,6 +31,9 @@ from backend.models import (
 from backend.services import audit
 from backend.services.directory import active_approvals, get_home, get_resident
 from backend.services.errors import Conflict, NotFound, ServiceError
+
+if TYPE_CHECKING:
+    from backend.services.decisions import Consequences
 
 CODE_DIGITS = 8
 
@@ -58,6 +61,13 @@ class Enrolment:
     password: str
     home_name: str
     tablet_name: str
+
+    @property
+    def consequences(self) -> Consequences:
+        """The tablet's first configuration (its revision was bumped by the enrolment)."""
+        from backend.services.decisions import Consequences
+
+        return Consequences(republish=frozenset({self.tablet_id}))
 
 
 def get_tablet(session: Session, tablet_id: str) -> Tablet:

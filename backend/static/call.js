@@ -35,6 +35,7 @@ const ICE_GATHERING_LIMIT_MS = 5000; // then send what was gathered (slow TURN s
 const CONNECT_LIMIT_MS = 30000; // accepted but no media after this: give up
 const DISCONNECTED_GRACE_MS = 8000; // ICE "disconnected" may recover; "failed" does not
 const ENDED_VIEW_MS = 3500;
+const LINK_GONE = 4410; // the backend's close code for a revoked or regenerated link
 
 /** "{name} …" → "Marcel …" (values are inserted as text, never as HTML). */
 const fmt = (s, vars = {}) => String(s || "").replace(/\{(\w+)\}/g, (m, k) => (k in vars ? vars[k] : m));
@@ -117,13 +118,18 @@ function connect() {
     }
     if (msg && typeof msg.type === "string") handle(msg);
   };
-  sock.onclose = () => {
+  sock.onclose = (event) => {
     if (ws !== sock) return;
     ws = null;
     wsReady = false;
     // Without signalling the call cannot go on (the backend ends it too): back to the list.
     if (call.state !== "idle" && call.state !== "ended") finish("network");
     renderResidents();
+    if (event.code === LINK_GONE) {
+      // Staff revoked or regenerated this link: it will never work again, say so and stop.
+      setStatus(S.link_gone);
+      return;
+    }
     scheduleReconnect();
   };
 }

@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from PIL import Image
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from backend.app import create_app
@@ -39,7 +40,7 @@ from backend.models import Call, Contact, ContactRequest, Resident, StaffSession
 from backend.photos import service as photo_service
 from backend.photos.processing import process
 from backend.photos.storage import PhotoStore
-from backend.services import directory
+from backend.services import directory, staff_actions
 from backend.services import tablets as tablet_service
 from tests.helpers import RunningBackend
 
@@ -453,20 +454,58 @@ def test_every_route_is_guarded(backend: RunningBackend, world: dict[str, Any]) 
     assert len(checked) >= 8, [str(e) for e in checked]  # the walk really walked
 
 
+def _socket_answer(url: str) -> str:
+    """What a client gets from ``url``: ``"refused …"`` (the handshake, or a close before any
+    message), or ``"message …"`` when something came through."""
+    try:
+        with connect(url, open_timeout=5) as ws:
+            first = ws.recv(timeout=3)
+    except InvalidStatus as exc:
+        return f"refused: HTTP {exc.response.status_code}"
+    except ConnectionClosed as exc:
+        return f"refused: closed {exc.rcvd.code if exc.rcvd else '?'}"
+    except TimeoutError:
+        return "refused: silent"
+    return f"message {str(first)[:80]}"
+
+
 def test_anonymous_websockets_are_refused(backend: RunningBackend, world: dict[str, Any]) -> None:
+    """Every WebSocket route, opened for real with keys that do not (or no longer) work."""
+    a, b = world["a"], world["b"]
+    # A revoked link (B's contact), and a regenerated one's old token (A's second contact).
+    with backend.db.session() as s:
+        directory.get_contact(s, b["contact"]).link_active = False
+    old_token = a["token2"]
+    with backend.db.session() as s:
+        staff_actions.regenerate_link(session=s, contact_id=_contact_of(s, old_token), by="test")
+    cases = {
+        "/f/{token}/ws": {
+            "bad token": "/f/not-a-token/ws",
+            "too long a token": f"/f/{'x' * 65}/ws",
+            "revoked token": f"/f/{b['token']}/ws",
+            "regenerated link's old token": f"/f/{old_token}/ws",
+            "no token": "/f//ws",
+        }
+    }
     _, sockets, _ = route_table(create_app(backend.backend))
+    assert set(sockets) == set(cases), f"say how to open {set(sockets) - set(cases)} anonymously"
     ws_base = backend.base_url.replace("http://", "ws://")
-    for path in sockets:
-        if any(re.fullmatch(pattern, path) for pattern in PUBLIC):
-            continue
-        if any(p not in FILL for p in PARAM.findall(path)):
-            continue  # reported by test_every_route_is_guarded
-        try:
-            with connect(ws_base + fill_path(path, world["b"]), open_timeout=5) as ws:
-                ws.recv(timeout=2)
-        except Exception:  # noqa: BLE001 - refused, closed: either way nothing came through
-            continue
-        raise AssertionError(f"WS {path} answered an anonymous client")
+    # The positive control: a working link's socket answers.
+    assert _socket_answer(f"{ws_base}/f/{a['token']}/ws").startswith("message"), "nothing works"
+    answers = {
+        f"{path} ({what})": _socket_answer(ws_base + url)
+        for path, urls in cases.items()
+        for what, url in urls.items()
+    }
+    let_in = {case: answer for case, answer in answers.items() if not answer.startswith("refused")}
+    assert not let_in, f"answered an anonymous client: {let_in}"
+    assert len(answers) == 5
+
+
+def _contact_of(session: Any, token: str) -> str:
+    contact = directory.contact_by_token(session, token)
+    assert contact is not None
+    return contact.id
 
 
 def hello(backend: RunningBackend, token: str) -> dict[str, Any]:

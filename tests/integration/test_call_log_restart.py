@@ -39,7 +39,7 @@ CALL_S = 3.0  # how long the call is connected before the backend is killed
 def _wired() -> bool:
     if os.environ.get("LIENS_TEST_CALL_LOG_WIRED") == "1":
         return True
-    ingest = (ROOT / "backend" / "mqtt" / "bridge.py").read_text()
+    ingest = (ROOT / "backend" / "mqtt" / "ingest.py").read_text()
     start = (ROOT / "backend" / "runtime.py").read_text()
     return "on_call_event" in ingest and "close_calls_left_open" in start
 

@@ -217,6 +217,117 @@ def test_call_with_page_on_one_replica_and_tablet_signals_on_both(cluster: Clust
         tablet.stop()
 
 
+def _admin_on(c: Cluster, server: Replica) -> tuple[Any, str]:
+    """An administrator logged in on ``server``'s dashboard: (their HTTP session, CSRF token)."""
+    import re
+
+    import requests
+
+    from backend.auth import accounts, sessions
+    from backend.db import Database
+    from backend.models import StaffSession
+
+    db = Database(c.database_url)
+    try:
+        with db.session() as s:
+            accounts.add_staff(
+                session=s,
+                email="direction@example.org",
+                name="Direction",
+                password="correct horse battery staple",
+                role="admin",
+                by="test",
+            )
+        http = requests.Session()
+        form = http.get(f"{server.base_url}/staff/login", timeout=10).text
+        match = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert match, form
+        r = http.post(
+            f"{server.base_url}/staff/login",
+            data={
+                "email": "direction@example.org",
+                "password": "correct horse battery staple",
+                "csrf_token": match.group(1),
+            },
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert r.status_code == 303, r.text
+        with db.session() as s:
+            row = s.get(StaffSession, sessions.token_hash(http.cookies["liens_staff"]))
+            assert row is not None
+            return http, row.csrf_token
+    finally:
+        db.engine.dispose()
+
+
+def test_a_regenerated_link_closes_its_pages_on_every_replica(cluster: Cluster) -> None:
+    """Staff regenerate a link on replica B's dashboard: the old link's pages open on A and on
+    B both close at once (B's apply step closes its own and broadcasts ``close_pages``)."""
+    from websockets.exceptions import ConnectionClosed
+
+    pages = {"a": Page(cluster.a, cluster.home.token), "b": Page(cluster.b, cluster.home.token)}
+    http, csrf = _admin_on(cluster, cluster.b)
+    started = time.monotonic()
+    r = http.post(
+        f"{cluster.b.base_url}/staff/contacts/{cluster.home.contact}/link/regenerate",
+        data={"csrf_token": csrf},
+        allow_redirects=False,
+        timeout=15,
+    )
+    assert r.status_code == 303, r.text
+    closed: dict[str, tuple[float, int | None]] = {}
+    for name, page in pages.items():
+        try:
+            while True:
+                page.ws.recv(timeout=5)
+        except ConnectionClosed as exc:
+            closed[name] = (time.monotonic() - started, exc.rcvd.code if exc.rcvd else None)
+        except TimeoutError:
+            raise AssertionError(f"the page on replica {name} is still open") from None
+    print(f"old link's pages closed: {closed}")
+    assert all(code == 4410 and seconds <= 1.0 for seconds, code in closed.values()), closed
+
+
+def test_cli_revoke_ends_a_call_held_by_a_replica(cluster: Cluster) -> None:
+    """``liens admin revoke`` from another process: its broadcast reaches the replica holding
+    the call, which ends it on both sides."""
+    import subprocess
+    import sys
+
+    (tablet,) = enrol_all(cluster, 1)
+    page = Page(cluster.a, cluster.home.token)
+    try:
+        deadline = time.monotonic() + 10
+        while not page.hello["residents"][0]["available"]:  # the tablet's "online" status
+            assert time.monotonic() < deadline, page.hello
+            time.sleep(0.2)
+            page.ws.close()
+            page = Page(cluster.a, cluster.home.token)
+        page.send(type="call", resident_id=cluster.home.resident)
+        call_id = page.expect("calling")["call_id"]
+        tablet.expect_signal("invite")
+        tablet.link.send_signal({"kind": "accept", "call_id": call_id})
+        page.expect("accepted")
+        env = {k: v for k, v in cluster.a.env.items() if k != "LIENS_REPLICA_ID"}
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "liens", "admin", "revoke", "--resident",
+             cluster.home.resident, "--contact", cluster.home.contact],
+            env=env, capture_output=True, text=True, timeout=60,
+            cwd=Path(__file__).resolve().parents[2],
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["applied"]["broadcast"] == ["end_calls"]
+        assert page.expect("ended", timeout=5)["reason"] == "policy"
+        elapsed = time.monotonic() - started
+        assert tablet.expect_signal("hangup")["reason"] == "policy"
+        print(f"CLI revoke on two replicas: the call ended {elapsed:.2f} s after the command began")
+    finally:
+        page.ws.close()
+        tablet.stop()
+
+
 def test_compose_file_runs_two_replicas_behind_a_proxy() -> None:
     """``deploy/compose.yaml``: what a département installs (no Docker here: parsed, not run)."""
     import yaml

@@ -183,7 +183,14 @@ def test_shorter_retention_set_by_an_admin_and_the_cli_run(
             "error": "Home nowhere not found"
         }
         changed = liens("home", "set-retention", "--home", home, "--days", "30")
-        assert changed == {"id": home, "name": "Les Tilleuls", "retention_days": 30}
+        applied = changed.pop("applied")  # the apply step: nothing for a tablet to know here
+        assert changed == {
+            "id": home,
+            "name": "Les Tilleuls",
+            "retention_days": 30,
+            "published_to": [],
+        }
+        assert applied["republish"] == [] and applied["problems"] == []
         seeded.call(seeded.marcel, "from_resident", "2020-01-01T10:00:00Z", duration=10)
         seeded.event("heartbeat", "2020-01-01T10:00:00.000Z", battery=10)
         recent = datetime.now().date().isoformat()

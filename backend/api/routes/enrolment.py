@@ -10,9 +10,9 @@ from collections import defaultdict, deque
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from backend import apply as apply_step
 from backend.api.deps import BackendDep
 from backend.broker import BrokerAdminError
-from backend.mqtt.bridge import BrokerUnavailable
 from backend.services import tablets as tablet_service
 from backend.services.tablets import EnrolmentRefused
 from kiosk import protocol
@@ -118,11 +118,8 @@ def enrol(body: EnrolmentRequest, request: Request, backend: BackendDep) -> Enro
         raise HTTPException(
             503, {"reason": "server_error", "detail": "The message broker is unavailable"}
         ) from exc
-    try:
-        backend.publish_configs([enrolment.tablet_id])
-    except BrokerUnavailable as exc:
-        # The tablet is enrolled; its configuration follows when the broker is back.
-        log.warning("config of %s not published yet: %s", enrolment.tablet_id, exc)
+    # Its first configuration (if the broker is down, it follows when the broker is back).
+    apply_step.apply(backend, request.app.state.hub, enrolment.consequences)
     return EnrolmentPublic(
         tablet_id=enrolment.tablet_id,
         tablet_name=enrolment.tablet_name,
