@@ -189,8 +189,18 @@ def store_events(session: Session, events: list[TabletEventIn], *, received_by: 
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         statement = sqlite_insert(TabletEvent).on_conflict_do_nothing(index_elements=["id"])
-    # RETURNING tells which ids were new: only those run their handlers.
-    new_ids = set(session.scalars(statement.returning(TabletEvent.id), rows))
+    if any(e.event in HANDLERS and e.event != HEARTBEAT_EVENT for e in candidates.values()):
+        # RETURNING tells which ids were new: only those run their handlers.
+        new_ids = set(session.scalars(statement.returning(TabletEvent.id), rows))
+    else:
+        # Only plain events and heartbeats (idempotent): a pipelined executemany, ~20 % faster
+        # on PostgreSQL than the RETURNING form (bench.fleet); the rows already there are
+        # found with one query only when some id was not inserted.
+        inserted = session.execute(statement, rows)
+        if int(getattr(inserted, "rowcount", -1)) == len(rows):
+            new_ids = set(candidates)
+        else:
+            new_ids = set(candidates) - _stored_before(session, rows, now)
     stored = [event for event in candidates.values() if event.id in new_ids]
     duplicates += [event for event in candidates.values() if event.id not in new_ids]
     session.execute(update(Tablet).where(Tablet.id.in_(known)).values(last_seen=now))
@@ -211,6 +221,22 @@ def store_events(session: Session, events: list[TabletEventIn], *, received_by: 
             # other events of the batch are not held back.
             log.exception("event %s (%s) kept, its effect dropped", event.id, event.event)
     return StoreResult(stored, duplicates, unknown)
+
+
+def _stored_before(session: Session, rows: list[dict[str, Any]], now: datetime) -> set[str]:
+    """Ids of ``rows`` that were already stored before this batch (received before ``now``)."""
+    ids = [row["id"] for row in rows]
+    return set(
+        session.scalars(
+            select(TabletEvent.id).where(
+                TabletEvent.id.in_(ids),
+                or_(
+                    TabletEvent.received_at != now,
+                    TabletEvent.received_by != rows[0]["received_by"],
+                ),
+            )
+        )
+    )
 
 
 # -- heartbeats (kiosk/heartbeat.py): battery, storage, version for the fleet page -------------
